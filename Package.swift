@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// myroom-3d: photo in, 3D model out, on the CPU.
+import PackageDescription
+
+let package = Package(
+    name: "myroom-3d",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Imaging", targets: ["Imaging"]),
+        // MARK: products (add yours here)
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // MARK: package dependencies (add yours here)
+    ],
+    targets: [
+        // MARK: C libraries, found through pkg-config, installed from Debian's packages.
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CAMQP", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        // libjpeg's error path is a longjmp: the decode call lives in C.
+        .target(name: "CImageCodecs", dependencies: ["CJPEG"]),
+
+        // MARK: Imaging (issue 2)
+        .target(name: "Imaging", dependencies: ["CImageCodecs", "CJPEG", "CPNG"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
+
+        // MARK: DepthNet (issue 3)
+
+        // MARK: Meshing and MeshIO (issue 5)
+
+        // MARK: Pipeline and the mesh command (issue 6)
+
+        // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
+    ],
+    swiftLanguageModes: [.v6]
+)
