@@ -1,0 +1,116 @@
+"""mrdepth-unet: the project's own depth network (PyTorch reference).
+
+The architecture and output contract are fixed by /work/notes/net.md and mirrored by the Swift
+DepthNet runtime; do not change tensor names or post-processing without changing both.
+
+Input: RGB in [0,1] normalised with ImageNet mean/std, NCHW, H and W multiples of 32.
+Output: (N, 3, H, W) = cat(front, back, mask) where
+  front = exp(o0)                       depth relative to the median front depth of the foreground object
+  back  = front * (1 + softplus(o1))    depth where the ray leaves the first object it hit
+  mask  = sigmoid(o2)                   foreground-object probability
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEFAULT_WIDTHS = (16, 32, 64, 128, 256)
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class ConvBNReLU(nn.Module):
+    """3x3 conv (no bias, padding 1) -> BatchNorm2d (eps 1e-5) -> ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=1e-5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class EncBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = ConvBNReLU(cin, cout, 2)
+        self.conv2 = ConvBNReLU(cout, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class DecBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = ConvBNReLU(cin, cout, 1)
+        self.conv2 = ConvBNReLU(cout, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+class Head(nn.Module):
+    def __init__(self, w0: int):
+        super().__init__()
+        self.conv1 = ConvBNReLU(w0, w0, 1)
+        self.out = nn.Conv2d(w0, 3, 1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv1(x))
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class MRDepthUNet(nn.Module):
+    """Compact U-Net predicting front depth, back depth and foreground mask."""
+
+    def __init__(self, widths=DEFAULT_WIDTHS):
+        super().__init__()
+        w = list(widths)
+        assert len(w) == 5
+        self.widths = w
+        self.stem = ConvBNReLU(3, w[0], 2)
+        self.enc1 = EncBlock(w[0], w[1])
+        self.enc2 = EncBlock(w[1], w[2])
+        self.enc3 = EncBlock(w[2], w[3])
+        self.enc4 = EncBlock(w[3], w[4])
+        self.dec4 = DecBlock(w[4] + w[3], w[3])
+        self.dec3 = DecBlock(w[3] + w[2], w[2])
+        self.dec2 = DecBlock(w[2] + w[1], w[1])
+        self.dec1 = DecBlock(w[1] + w[0], w[0])
+        self.head = Head(w[0])
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw head output o (N,3,H,W) for a normalised input."""
+        s0 = self.stem(x)
+        s1 = self.enc1(s0)
+        s2 = self.enc2(s1)
+        s3 = self.enc3(s2)
+        s4 = self.enc4(s3)
+        y = self.dec4(torch.cat([_up2(s4), s3], 1))
+        y = self.dec3(torch.cat([_up2(y), s2], 1))
+        y = self.dec2(torch.cat([_up2(y), s1], 1))
+        y = self.dec1(torch.cat([_up2(y), s0], 1))
+        return self.head(_up2(y))
+
+    @staticmethod
+    def postprocess(o: torch.Tensor) -> torch.Tensor:
+        front = torch.exp(o[:, 0:1])
+        back = front * (1.0 + F.softplus(o[:, 1:2]))
+        mask = torch.sigmoid(o[:, 2:3])
+        return torch.cat([front, back, mask], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.postprocess(self.raw(x))
+
+
+def normalize(rgb01: torch.Tensor) -> torch.Tensor:
+    """Normalise an (N,3,H,W) RGB tensor in [0,1] with the ImageNet mean/std the net expects."""
+    mean = torch.tensor(MEAN, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=rgb01.dtype, device=rgb01.device).view(1, 3, 1, 1)
+    return (rgb01 - mean) / std
