@@ -20,12 +20,12 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CAMQP", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
-        // libjpeg's error path is a longjmp: the decode call lives in C.
-        .target(name: "CImageCodecs", dependencies: ["CJPEG"]),
+        // libjpeg's and libpng's error paths are longjmps: the decode calls live in C.
+        .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
 
         // MARK: Imaging (issue 2)
         .target(name: "Imaging", dependencies: ["CImageCodecs", "CJPEG", "CPNG"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
 
         // MARK: DepthNet (issue 3)
 

@@ -75,7 +75,7 @@ public enum ImageDecoder {
         let stored: Image
         switch info.format {
         case .jpeg: stored = try JPEG.decode(raw, width: info.storedWidth, height: info.storedHeight, maxScans: limits.maxJPEGScans)
-        case .png: stored = try PNG.decode(raw, limits: limits)
+        case .png: stored = try PNG.decode(raw, width: info.storedWidth, height: info.storedHeight, alpha: info.hasAlpha)
         default: throw ImageError.unsupportedFormat(info.format.rawValue)
         }
         return DecodedImage(image: stored.applying(info.orientation), format: info.format,
@@ -165,63 +165,47 @@ enum JPEG {
 
 enum PNG {
     // libpng's simplified-API constants (png.h), spelled out: Swift does not import
-    // the composed macros.
+    // the composed macros. Used by PNGEncoder.
     static let formatFlagAlpha: UInt32 = 0x01
     static let formatRGB: UInt32 = 0x02
     static let formatRGBA: UInt32 = 0x03
-    static let flag16BitSRGB: UInt32 = 0x04
 
     static func message(_ image: inout png_image) -> String {
         withUnsafeBytes(of: &image.message) { raw in
-            let bytes = raw.prefix(while: { $0 != 0 })
-            return String(decoding: bytes, as: UTF8.self)
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
     }
 
-    static func error(_ text: String) -> ImageError {
-        let lowered = text.lowercased()
-        if lowered.contains("eof") || lowered.contains("truncated") || lowered.contains("not enough") || lowered.contains("read error")
-            || lowered.contains("premature") {
-            return .truncated(format: "PNG", detail: text.isEmpty ? "the data ends before the image does" : text)
+    static func throwIfFailed(_ status: Int32, _ buffer: [CChar]) throws(ImageError) {
+        let text = JPEG.message(buffer)
+        switch UInt32(status) {
+        case MR_PNG_OK.rawValue: return
+        case MR_PNG_TRUNCATED.rawValue: throw ImageError.truncated(format: "PNG", detail: text)
+        default: throw ImageError.corrupt(format: "PNG", detail: text)
         }
-        return .corrupt(format: "PNG", detail: text.isEmpty ? "libpng reported an error" : text)
-    }
-
-    static func begin(_ raw: UnsafeRawBufferPointer) throws(ImageError) -> png_image {
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        if png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) == 0 {
-            let text = message(&image)
-            png_image_free(&image)
-            throw error(text)
-        }
-        return image
     }
 
     static func readInfo(_ raw: UnsafeRawBufferPointer) throws(ImageError) -> (Int, Int, Bool) {
-        var image = try begin(raw)
-        defer { png_image_free(&image) }
-        return (Int(image.width), Int(image.height), image.format & formatFlagAlpha != 0)
+        var info = mr_png_info()
+        var buffer = [CChar](repeating: 0, count: 256)
+        let status = mr_png_read_info(raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count,
+                                      &info, &buffer, buffer.count)
+        try throwIfFailed(status, buffer)
+        return (Int(info.width), Int(info.height), info.has_alpha != 0)
     }
 
-    static func decode(_ raw: UnsafeRawBufferPointer, limits: DecodeLimits) throws(ImageError) -> Image {
-        var image = try begin(raw)
-        defer { png_image_free(&image) }
-        let width = Int(image.width), height = Int(image.height)
-        let hasAlpha = image.format & formatFlagAlpha != 0
-        image.format = hasAlpha ? formatRGBA : formatRGB
-        // Without this, libpng treats 16-bit data with no gAMA/sRGB chunk as linear and
-        // applies the sRGB curve when reducing to 8 bits; browsers and Pillow do not.
-        image.flags |= flag16BitSRGB
-        let layout: Image.Layout = hasAlpha ? .rgba : .rgb
+    static func decode(_ raw: UnsafeRawBufferPointer, width: Int, height: Int, alpha: Bool) throws(ImageError) -> Image {
+        let layout: Image.Layout = alpha ? .rgba : .rgb
         let count = width * height * layout.channels
-        var ok: Int32 = 0
+        var buffer = [CChar](repeating: 0, count: 256)
+        var status: Int32 = 0
         let pixels = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
-            ok = png_image_finish_read(&image, nil, out.baseAddress, 0, nil)
-            if ok == 0 { out.initialize(repeating: 0) }
+            status = mr_png_decode(raw.baseAddress!.assumingMemoryBound(to: UInt8.self), raw.count,
+                                   Int32(layout.channels), out.baseAddress, count, &buffer, buffer.count)
+            if status != MR_PNG_OK.rawValue { out.initialize(repeating: 0) }
             initialized = count
         }
-        if ok == 0 { throw error(message(&image)) }
+        try throwIfFailed(status, buffer)
         return Image(width: width, height: height, layout: layout, pixels: pixels)
     }
 }
