@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .library(name: "Imaging", targets: ["Imaging"]),
         // MARK: products (add yours here)
+        .library(name: "DepthNet", targets: ["DepthNet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,6 +29,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
 
         // MARK: DepthNet (issue 3)
+        .target(name: "DepthNet", dependencies: ["CBLAS"]),
+        .testTarget(name: "DepthNetTests", dependencies: ["DepthNet"], resources: [.copy("Fixtures")]),
 
         // MARK: Meshing and MeshIO (issue 5)
 

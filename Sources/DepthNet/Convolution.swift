@@ -1,0 +1,294 @@
+import CBLAS
+
+/// An activation applied in the same pass as a layer's bias.
+public enum Activation: Sendable {
+    /// No activation.
+    case identity
+    /// max(x, 0).
+    case relu
+    /// The exact GELU, x·Φ(x) (PyTorch's default, `approximate="none"`).
+    case gelu
+    /// 1 / (1 + e^-x).
+    case sigmoid
+}
+
+/// A 2-D convolution's parameters: weight `[out, in/groups, kh, kw]` (PyTorch layout) and bias.
+public struct Conv2D: Sendable {
+    /// Weight, `[outChannels, inChannels / groups, kernelHeight, kernelWidth]`, flattened.
+    public var weight: [Float]
+    /// Bias per output channel, or nil.
+    public var bias: [Float]?
+    public let outChannels: Int
+    public let inChannels: Int
+    public let kernelHeight: Int
+    public let kernelWidth: Int
+    public let stride: Int
+    public let padding: Int
+    public let groups: Int
+
+    /// Creates a convolution.
+    /// - Precondition: `weight.count == outChannels * inChannels / groups * kernelHeight * kernelWidth`.
+    public init(
+        weight: [Float], bias: [Float]?, outChannels: Int, inChannels: Int,
+        kernel: (Int, Int), stride: Int = 1, padding: Int = 0, groups: Int = 1
+    ) {
+        precondition(inChannels % groups == 0 && outChannels % groups == 0, "Conv2D: channels not divisible by groups")
+        precondition(weight.count == outChannels * (inChannels / groups) * kernel.0 * kernel.1, "Conv2D: weight size")
+        precondition(bias == nil || bias!.count == outChannels, "Conv2D: bias size")
+        self.weight = weight
+        self.bias = bias
+        self.outChannels = outChannels
+        self.inChannels = inChannels
+        self.kernelHeight = kernel.0
+        self.kernelWidth = kernel.1
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+    }
+
+    /// Folds a following inference-mode batch norm into this convolution:
+    /// w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β.
+    public mutating func foldBatchNorm(gamma: [Float], beta: [Float], mean: [Float], variance: [Float], epsilon: Float) {
+        precondition([gamma.count, beta.count, mean.count, variance.count].allSatisfy { $0 == outChannels })
+        let perOut = weight.count / outChannels
+        var newBias = [Float](repeating: 0, count: outChannels)
+        for o in 0..<outChannels {
+            let scale = gamma[o] / (variance[o] + epsilon).squareRoot()
+            for i in 0..<perOut { weight[o * perOut + i] *= scale }
+            newBias[o] = ((bias?[o] ?? 0) - mean[o]) * scale + beta[o]
+        }
+        bias = newBias
+    }
+
+    /// Output spatial size for an input of `height × width`.
+    public func outputSize(height: Int, width: Int) -> (Int, Int) {
+        ((height + 2 * padding - kernelHeight) / stride + 1, (width + 2 * padding - kernelWidth) / stride + 1)
+    }
+
+    /// Floating-point operations (multiply-add = 2) for an input of `height × width`.
+    public func flops(height: Int, width: Int) -> Double {
+        let (oh, ow) = outputSize(height: height, width: width)
+        return 2 * Double(outChannels * (inChannels / groups) * kernelHeight * kernelWidth) * Double(oh * ow)
+    }
+
+    /// Applies the convolution (plus bias and `activation`) to an NCHW tensor.
+    ///
+    /// 1×1 stride-1 convolutions are a single GEMM on the input; depthwise convolutions run as a
+    /// direct loop; everything else is im2col (in row blocks that bound the scratch buffer) + sgemm.
+    public func callAsFunction(_ x: Tensor, activation: Activation = .identity, workspace: Workspace) -> Tensor {
+        precondition(x.rank == 4 && x.channels == inChannels, "Conv2D: input \(x.shape), expected \(inChannels) channels")
+        let (n, h, w) = (x.shape[0], x.height, x.width)
+        let (oh, ow) = outputSize(height: h, width: w)
+        precondition(oh > 0 && ow > 0, "Conv2D: input \(h)×\(w) too small")
+        let y = workspace.make([n, outChannels, oh, ow])
+        weight.withUnsafeBufferPointer { wp in
+            for b in 0..<n {
+                let src = x.base + b * inChannels * h * w
+                let dst = y.base + b * outChannels * oh * ow
+                if groups == inChannels && groups == outChannels && groups > 1 {
+                    depthwise(src, h, w, wp.baseAddress!, dst, oh, ow)
+                } else {
+                    for g in 0..<groups {
+                        gemmConvolution(group: g, src, h, w, wp.baseAddress!, dst, oh, ow, workspace)
+                    }
+                }
+            }
+        }
+        applyBiasActivation(y, bias: bias, activation: activation)
+        return y
+    }
+
+    private func gemmConvolution(
+        group g: Int, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
+        _ weights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int,
+        _ workspace: Workspace
+    ) {
+        let cin = inChannels / groups, cout = outChannels / groups
+        let k = cin * kernelHeight * kernelWidth
+        let groupSrc = src + g * cin * h * w
+        let groupWeights = weights + g * cout * k
+        let groupDst = dst + g * cout * oh * ow
+        if kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(oh * ow), Int32(k),
+                        1, groupWeights, Int32(k), groupSrc, Int32(oh * ow), 0, groupDst, Int32(oh * ow))
+            return
+        }
+        // Row blocks: the im2col buffer holds k × (rows·ow) floats, at most ~4 M (16 MB).
+        let rowsPerBlock = max(1, min(oh, (1 << 22) / max(1, k * ow)))
+        let column = workspace.make([k * rowsPerBlock * ow])
+        var row0 = 0
+        while row0 < oh {
+            let rows = min(rowsPerBlock, oh - row0)
+            im2col(groupSrc, cin, h, w, column.base, row0, rows, ow)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(rows * ow), Int32(k),
+                        1, groupWeights, Int32(k), column.base, Int32(rows * ow), 0,
+                        groupDst + row0 * ow, Int32(oh * ow))
+            row0 += rows
+        }
+    }
+
+    /// Writes the patches for output rows `row0 ..< row0+rows` as a `[cin·kh·kw, rows·ow]` matrix.
+    private func im2col(
+        _ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int,
+        _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int
+    ) {
+        let n = rows * ow
+        var r = 0
+        for c in 0..<cin {
+            let plane = src + c * h * w
+            for ky in 0..<kernelHeight {
+                for kx in 0..<kernelWidth {
+                    let out = col + r * n
+                    r += 1
+                    for oy in 0..<rows {
+                        let iy = (row0 + oy) * stride - padding + ky
+                        let line = out + oy * ow
+                        if iy < 0 || iy >= h {
+                            line.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        let input = plane + iy * w
+                        if stride == 1 {
+                            // Valid ox range: 0 <= ox - padding + kx < w.
+                            let lo = min(max(0, padding - kx), ow)
+                            let hi = min(max(lo, w + padding - kx), ow)
+                            if lo > 0 { line.update(repeating: 0, count: lo) }
+                            if hi > lo { (line + lo).update(from: input + (lo - padding + kx), count: hi - lo) }
+                            if hi < ow { (line + hi).update(repeating: 0, count: ow - hi) }
+                        } else {
+                            for ox in 0..<ow {
+                                let ix = ox * stride - padding + kx
+                                line[ox] = (ix >= 0 && ix < w) ? input[ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func depthwise(
+        _ src: UnsafePointer<Float>, _ h: Int, _ w: Int, _ weights: UnsafePointer<Float>,
+        _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int
+    ) {
+        let kk = kernelHeight * kernelWidth
+        for c in 0..<inChannels {
+            let plane = src + c * h * w
+            let out = dst + c * oh * ow
+            let kernel = weights + c * kk
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum: Float = 0
+                    for ky in 0..<kernelHeight {
+                        let iy = oy * stride - padding + ky
+                        if iy < 0 || iy >= h { continue }
+                        for kx in 0..<kernelWidth {
+                            let ix = ox * stride - padding + kx
+                            if ix < 0 || ix >= w { continue }
+                            sum += plane[iy * w + ix] * kernel[ky * kernelWidth + kx]
+                        }
+                    }
+                    out[oy * ow + ox] = sum
+                }
+            }
+        }
+    }
+}
+
+/// A 2-D transposed convolution: weight `[in, out, kh, kw]` (PyTorch layout, groups = 1) and bias.
+public struct ConvTranspose2D: Sendable {
+    /// Weight, `[inChannels, outChannels, kernelHeight, kernelWidth]`, flattened.
+    public var weight: [Float]
+    /// Bias per output channel, or nil.
+    public var bias: [Float]?
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelHeight: Int
+    public let kernelWidth: Int
+    public let stride: Int
+    public let padding: Int
+
+    /// Creates a transposed convolution.
+    public init(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int,
+                kernel: (Int, Int), stride: Int, padding: Int = 0) {
+        precondition(weight.count == inChannels * outChannels * kernel.0 * kernel.1, "ConvTranspose2D: weight size")
+        precondition(bias == nil || bias!.count == outChannels, "ConvTranspose2D: bias size")
+        self.weight = weight
+        self.bias = bias
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelHeight = kernel.0
+        self.kernelWidth = kernel.1
+        self.stride = stride
+        self.padding = padding
+    }
+
+    /// Output spatial size for an input of `height × width`.
+    public func outputSize(height: Int, width: Int) -> (Int, Int) {
+        ((height - 1) * stride - 2 * padding + kernelHeight, (width - 1) * stride - 2 * padding + kernelWidth)
+    }
+
+    /// Applies the layer: one GEMM `Wᵀ·X` to `[out·kh·kw, h·w]`, then col2im (scatter-add).
+    public func callAsFunction(_ x: Tensor, activation: Activation = .identity, workspace: Workspace) -> Tensor {
+        precondition(x.rank == 4 && x.channels == inChannels, "ConvTranspose2D: input \(x.shape)")
+        let (n, h, w) = (x.shape[0], x.height, x.width)
+        let (oh, ow) = outputSize(height: h, width: w)
+        let rowsK = outChannels * kernelHeight * kernelWidth
+        let y = workspace.zeros([n, outChannels, oh, ow])
+        let column = workspace.make([rowsK * h * w])
+        weight.withUnsafeBufferPointer { wp in
+            for b in 0..<n {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rowsK), Int32(h * w), Int32(inChannels),
+                            1, wp.baseAddress!, Int32(rowsK), x.base + b * inChannels * h * w, Int32(h * w),
+                            0, column.base, Int32(h * w))
+                let out = y.base + b * outChannels * oh * ow
+                var r = 0
+                for c in 0..<outChannels {
+                    for ky in 0..<kernelHeight {
+                        for kx in 0..<kernelWidth {
+                            let row = column.base + r * h * w
+                            r += 1
+                            for iy in 0..<h {
+                                let oy = iy * stride - padding + ky
+                                if oy < 0 || oy >= oh { continue }
+                                let line = out + (c * oh + oy) * ow
+                                for ix in 0..<w {
+                                    let ox = ix * stride - padding + kx
+                                    if ox >= 0 && ox < ow { line[ox] += row[iy * w + ix] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        applyBiasActivation(y, bias: bias, activation: activation)
+        return y
+    }
+}
+
+/// Adds a per-channel bias to an NCHW tensor and applies `activation`, in place.
+func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation) {
+    let channels = y.shape[1]
+    let plane = y.count / (y.shape[0] * channels)
+    let batches = y.shape[0]
+    let zeros = [Float](repeating: 0, count: 0)
+    (bias ?? zeros).withUnsafeBufferPointer { bp in
+        for b in 0..<batches {
+            for c in 0..<channels {
+                let p = y.base + (b * channels + c) * plane
+                let add = bias == nil ? 0 : bp[c]
+                switch activation {
+                case .identity:
+                    if add != 0 { for i in 0..<plane { p[i] += add } }
+                case .relu:
+                    for i in 0..<plane { p[i] = max(p[i] + add, 0) }
+                case .gelu:
+                    for i in 0..<plane { p[i] = gelu(p[i] + add) }
+                case .sigmoid:
+                    for i in 0..<plane { p[i] = sigmoid(p[i] + add) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+
+@inline(__always) func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
+@inline(__always) func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+/// log(1 + e^x), computed without overflow (PyTorch's threshold 20 behaviour within float precision).
+@inline(__always) func softplus(_ x: Float) -> Float { x > 20 ? x : log1pf(expf(x)) }
+
+/// Elementwise and shape operations on ``Tensor``s. Results come from the workspace; inputs are
+/// never modified unless the function's name says `InPlace`.
+public enum Ops {
+    /// Applies `activation` to every element.
+    public static func activate(_ x: Tensor, _ activation: Activation, workspace: Workspace) -> Tensor {
+        let y = workspace.make(x.shape)
+        let (s, d) = (x.base, y.base)
+        switch activation {
+        case .identity: d.update(from: s, count: x.count)
+        case .relu: for i in 0..<x.count { d[i] = max(s[i], 0) }
+        case .gelu: for i in 0..<x.count { d[i] = gelu(s[i]) }
+        case .sigmoid: for i in 0..<x.count { d[i] = sigmoid(s[i]) }
+        }
+        return y
+    }
+
+    /// `a + b` for tensors of the same shape.
+    public static func add(_ a: Tensor, _ b: Tensor, workspace: Workspace) -> Tensor {
+        precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
+        let y = workspace.make(a.shape)
+        for i in 0..<a.count { y.base[i] = a.base[i] + b.base[i] }
+        return y
+    }
+
+    /// `a += b` for tensors of the same shape.
+    public static func addInPlace(_ a: Tensor, _ b: Tensor) {
+        precondition(a.shape == b.shape, "add: \(a.shape) vs \(b.shape)")
+        for i in 0..<a.count { a.base[i] += b.base[i] }
+    }
+
+    /// Concatenates NCHW tensors along the channel axis.
+    public static func concatChannels(_ parts: [Tensor], workspace: Workspace) -> Tensor {
+        precondition(!parts.isEmpty)
+        let (n, h, w) = (parts[0].shape[0], parts[0].height, parts[0].width)
+        precondition(parts.allSatisfy { $0.rank == 4 && $0.shape[0] == n && $0.height == h && $0.width == w },
+                     "concat: \(parts.map(\.shape))")
+        let channels = parts.reduce(0) { $0 + $1.channels }
+        let y = workspace.make([n, channels, h, w])
+        var offset = 0
+        for b in 0..<n {
+            for part in parts {
+                let size = part.channels * h * w
+                (y.base + offset).update(from: part.base + b * size, count: size)
+                offset += size
+            }
+        }
+        return y
+    }
+
+    /// Max pooling (PyTorch `max_pool2d`, padding treated as −∞).
+    public static func maxPool(_ x: Tensor, kernel: Int, stride: Int, padding: Int = 0, workspace: Workspace) -> Tensor {
+        pool(x, kernel: kernel, stride: stride, padding: padding, workspace: workspace, isMax: true)
+    }
+
+    /// Average pooling (PyTorch `avg_pool2d` with `count_include_pad=True`).
+    public static func averagePool(_ x: Tensor, kernel: Int, stride: Int, padding: Int = 0, workspace: Workspace) -> Tensor {
+        pool(x, kernel: kernel, stride: stride, padding: padding, workspace: workspace, isMax: false)
+    }
+
+    private static func pool(_ x: Tensor, kernel: Int, stride: Int, padding: Int, workspace: Workspace, isMax: Bool) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
+        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        let y = workspace.make([n, c, oh, ow])
+        let area = Float(kernel * kernel)
+        for p in 0..<(n * c) {
+            let src = x.base + p * h * w, dst = y.base + p * oh * ow
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var acc: Float = isMax ? -.infinity : 0
+                    for ky in 0..<kernel {
+                        let iy = oy * stride - padding + ky
+                        if iy < 0 || iy >= h { continue }
+                        for kx in 0..<kernel {
+                            let ix = ox * stride - padding + kx
+                            if ix < 0 || ix >= w { continue }
+                            let v = src[iy * w + ix]
+                            acc = isMax ? max(acc, v) : acc + v
+                        }
+                    }
+                    dst[oy * ow + ox] = isMax ? acc : acc / area
+                }
+            }
+        }
+        return y
+    }
+
+    /// Nearest-neighbour resize to `height × width` (PyTorch `mode="nearest"`: src = ⌊dst·in/out⌋).
+    public static func resizeNearest(_ x: Tensor, height oh: Int, width ow: Int, workspace: Workspace) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
+        let y = workspace.make([n, c, oh, ow])
+        let sy = Float(h) / Float(oh), sx = Float(w) / Float(ow)
+        let xs = (0..<ow).map { min(Int(Float($0) * sx), w - 1) }
+        for p in 0..<(n * c) {
+            let src = x.base + p * h * w, dst = y.base + p * oh * ow
+            for oy in 0..<oh {
+                let line = src + min(Int(Float(oy) * sy), h - 1) * w
+                for ox in 0..<ow { dst[oy * ow + ox] = line[xs[ox]] }
+            }
+        }
+        return y
+    }
+
+    /// Bilinear resize to `height × width` with PyTorch's `interpolate(mode="bilinear")` sampling:
+    /// `alignCorners` true maps corner pixel centres onto each other; false maps pixel edges
+    /// (src = (dst + ½)·in/out − ½, clamped at 0).
+    public static func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int, alignCorners: Bool,
+                                      workspace: Workspace) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
+        let y = workspace.make([n, c, oh, ow])
+        let ys = linearTaps(input: h, output: oh, alignCorners: alignCorners)
+        let xs = linearTaps(input: w, output: ow, alignCorners: alignCorners)
+        for p in 0..<(n * c) {
+            let src = x.base + p * h * w, dst = y.base + p * oh * ow
+            for oy in 0..<oh {
+                let ty = ys[oy]
+                let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
+                let line = dst + oy * ow
+                for ox in 0..<ow {
+                    let tx = xs[ox]
+                    let top = r0[tx.i0] * (1 - tx.t) + r0[tx.i1] * tx.t
+                    let bottom = r1[tx.i0] * (1 - tx.t) + r1[tx.i1] * tx.t
+                    line[ox] = top * (1 - ty.t) + bottom * ty.t
+                }
+            }
+        }
+        return y
+    }
+
+    struct LinearTap { var i0: Int; var i1: Int; var t: Float }
+
+    static func linearTaps(input: Int, output: Int, alignCorners: Bool) -> [LinearTap] {
+        (0..<output).map { d in
+            var s: Float
+            if alignCorners {
+                s = output > 1 ? Float(d) * Float(input - 1) / Float(output - 1) : 0
+            } else {
+                s = max((Float(d) + 0.5) * Float(input) / Float(output) - 0.5, 0)
+            }
+            let i0 = min(Int(s), input - 1)
+            let i1 = min(i0 + 1, input - 1)
+            return LinearTap(i0: i0, i1: i1, t: s - Float(i0))
+        }
+    }
+
+    /// Bicubic resize (PyTorch `mode="bicubic"`, `align_corners=False`, a = −0.75, borders clamped).
+    public static func resizeBicubic(_ x: Tensor, height oh: Int, width ow: Int, workspace: Workspace) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
+        let y = workspace.make([n, c, oh, ow])
+        let ys = cubicTaps(input: h, output: oh), xs = cubicTaps(input: w, output: ow)
+        for p in 0..<(n * c) {
+            let src = x.base + p * h * w, dst = y.base + p * oh * ow
+            for oy in 0..<oh {
+                let ty = ys[oy]
+                for ox in 0..<ow {
+                    let tx = xs[ox]
+                    var sum: Float = 0
+                    for j in 0..<4 {
+                        let row = src + ty.index[j] * w
+                        var line: Float = 0
+                        for i in 0..<4 { line += row[tx.index[i]] * tx.weight[i] }
+                        sum += line * ty.weight[j]
+                    }
+                    dst[oy * ow + ox] = sum
+                }
+            }
+        }
+        return y
+    }
+
+    struct CubicTap { var index: [Int]; var weight: [Float] }
+
+    static func cubicTaps(input: Int, output: Int) -> [CubicTap] {
+        let a: Float = -0.75
+        func near(_ x: Float) -> Float { ((a + 2) * x - (a + 3)) * x * x + 1 }
+        func far(_ x: Float) -> Float { ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+        let scale = Float(input) / Float(output)
+        return (0..<output).map { d in
+            let real = scale * (Float(d) + 0.5) - 0.5
+            let base = Int(real.rounded(.down))
+            let t = real - Float(base)
+            let index = (-1...2).map { min(max(base + $0, 0), input - 1) }
+            return CubicTap(index: index, weight: [far(t + 1), near(t), near(1 - t), far(2 - t)])
+        }
+    }
+}

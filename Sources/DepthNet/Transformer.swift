@@ -1,0 +1,146 @@
+import CBLAS
+import Foundation
+
+/// A fully connected layer, `y = x·Wᵀ + b`, weight `[out, in]` (PyTorch `nn.Linear` layout).
+public struct Linear: Sendable {
+    /// Weight `[outFeatures, inFeatures]`, flattened.
+    public var weight: [Float]
+    /// Bias `[outFeatures]`, or nil.
+    public var bias: [Float]?
+    public let inFeatures: Int
+    public let outFeatures: Int
+
+    /// Creates a linear layer.
+    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
+        precondition(weight.count == inFeatures * outFeatures, "Linear: weight size")
+        precondition(bias == nil || bias!.count == outFeatures, "Linear: bias size")
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+    }
+
+    /// Applies the layer to rows `[T, inFeatures]` (any leading shape; the last axis is features).
+    public func callAsFunction(_ x: Tensor, activation: Activation = .identity, workspace: Workspace) -> Tensor {
+        precondition(x.shape.last == inFeatures, "Linear: input \(x.shape), expected \(inFeatures) features")
+        let rows = x.count / inFeatures
+        let y = workspace.make(Array(x.shape.dropLast()) + [outFeatures])
+        weight.withUnsafeBufferPointer { wp in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                        1, x.base, Int32(inFeatures), wp.baseAddress!, Int32(inFeatures), 0, y.base, Int32(outFeatures))
+        }
+        addRowBias(y.base, rows: rows, columns: outFeatures, bias: bias, activation: activation)
+        return y
+    }
+}
+
+/// Adds `bias` to each row of a `[rows, columns]` matrix and applies `activation`, in place.
+func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: [Float]?, activation: Activation) {
+    let zeros = [Float](repeating: 0, count: columns)
+    (bias ?? zeros).withUnsafeBufferPointer { b in
+        for r in 0..<rows {
+            let row = y + r * columns
+            switch activation {
+            case .identity: for i in 0..<columns { row[i] += b[i] }
+            case .relu: for i in 0..<columns { row[i] = max(row[i] + b[i], 0) }
+            case .gelu: for i in 0..<columns { row[i] = gelu(row[i] + b[i]) }
+            case .sigmoid: for i in 0..<columns { row[i] = sigmoid(row[i] + b[i]) }
+            }
+        }
+    }
+}
+
+/// Layer normalisation over the last axis (PyTorch `nn.LayerNorm(features)`), biased variance.
+public struct LayerNorm: Sendable {
+    public var weight: [Float]
+    public var bias: [Float]
+    public let epsilon: Float
+
+    /// Creates a layer norm with affine parameters.
+    public init(weight: [Float], bias: [Float], epsilon: Float) {
+        precondition(weight.count == bias.count, "LayerNorm: parameter sizes")
+        self.weight = weight
+        self.bias = bias
+        self.epsilon = epsilon
+    }
+
+    /// Normalises every row of `x` (last axis = features).
+    public func callAsFunction(_ x: Tensor, workspace: Workspace) -> Tensor {
+        let c = weight.count
+        precondition(x.shape.last == c, "LayerNorm: input \(x.shape), expected \(c) features")
+        let y = workspace.make(x.shape)
+        weight.withUnsafeBufferPointer { g in
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<(x.count / c) {
+                    let src = x.base + r * c, dst = y.base + r * c
+                    var mean: Float = 0
+                    for i in 0..<c { mean += src[i] }
+                    mean /= Float(c)
+                    var variance: Float = 0
+                    for i in 0..<c { let d = src[i] - mean; variance += d * d }
+                    let inv = 1 / (variance / Float(c) + epsilon).squareRoot()
+                    for i in 0..<c { dst[i] = (src[i] - mean) * inv * g[i] + b[i] }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// Multi-head self-attention (ViT style): fused q/k/v projection, softmax(QKᵀ/√d)·V per head,
+/// output projection.
+public struct MultiHeadAttention: Sendable {
+    /// q, k and v projections stacked into one `[3·dim, dim]` linear layer.
+    public let qkv: Linear
+    /// The output projection `[dim, dim]`.
+    public let output: Linear
+    public let heads: Int
+
+    /// Creates the layer from separate q/k/v projections.
+    public init(query: Linear, key: Linear, value: Linear, output: Linear, heads: Int) {
+        let dim = query.inFeatures
+        precondition([query, key, value, output].allSatisfy { $0.inFeatures == dim && $0.outFeatures == dim })
+        precondition(dim % heads == 0, "MultiHeadAttention: \(dim) not divisible by \(heads) heads")
+        let bias: [Float]? = query.bias == nil && key.bias == nil && value.bias == nil ? nil :
+            (query.bias ?? Array(repeating: 0, count: dim)) + (key.bias ?? Array(repeating: 0, count: dim))
+            + (value.bias ?? Array(repeating: 0, count: dim))
+        qkv = Linear(weight: query.weight + key.weight + value.weight, bias: bias, inFeatures: dim, outFeatures: 3 * dim)
+        self.output = output
+        self.heads = heads
+    }
+
+    /// Attends over the tokens of `x`, `[T, dim]`; returns `[T, dim]`.
+    public func callAsFunction(_ x: Tensor, workspace: Workspace) -> Tensor {
+        let dim = output.inFeatures
+        let tokens = x.count / dim
+        let headDim = dim / heads
+        let projected = qkv(x, workspace: workspace)            // [T, 3·dim]: q | k | v per row
+        let context = workspace.make([tokens, dim])
+        let scores = workspace.make([tokens, tokens])
+        let scale = 1 / Float(headDim).squareRoot()
+        let stride = Int32(3 * dim)
+        for h in 0..<heads {
+            let q = projected.base + h * headDim
+            let k = q + dim, v = q + 2 * dim
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(tokens), Int32(headDim),
+                        scale, q, stride, k, stride, 0, scores.base, Int32(tokens))
+            softmaxRows(scores.base, rows: tokens, columns: tokens)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(headDim), Int32(tokens),
+                        1, scores.base, Int32(tokens), v, stride, 0, context.base + h * headDim, Int32(dim))
+        }
+        return output(context, workspace: workspace)
+    }
+}
+
+/// Softmax of every row of a `[rows, columns]` matrix, in place.
+func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    for r in 0..<rows {
+        let row = m + r * columns
+        var top = -Float.infinity
+        for i in 0..<columns { top = max(top, row[i]) }
+        var sum: Float = 0
+        for i in 0..<columns { let e = expf(row[i] - top); row[i] = e; sum += e }
+        let inv = 1 / sum
+        for i in 0..<columns { row[i] *= inv }
+    }
+}
