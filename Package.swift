@@ -37,6 +37,10 @@ let package = Package(
         // MARK: Pipeline and the mesh command (issue 6)
 
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
+        .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
+        .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
+                resources: [.copy("Fixtures")]),
+        .testTarget(name: "FetchTests", dependencies: ["Fetch", "Imaging", "WorkerTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
