@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // MARK: package dependencies (add yours here)
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // MARK: C libraries, found through pkg-config, installed from Debian's packages.
@@ -37,6 +38,8 @@ let package = Package(
         // MARK: Pipeline and the mesh command (issue 6)
 
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
+        .target(name: "AMQP", dependencies: ["CAMQP", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
         .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
                 resources: [.copy("Fixtures")]),
