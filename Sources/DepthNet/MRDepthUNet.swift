@@ -1,0 +1,165 @@
+import Foundation
+
+/// The config file of the project's own network (`mrdepth.json`).
+public struct MRDepthConfig: Sendable, Equatable, Codable {
+    /// Always `"mrdepth-unet"`.
+    public var architecture: String
+    /// Channel widths w0…w4 of the five resolution levels.
+    public var widths: [Int]
+    /// The input size the network was trained at, `[height, width]`.
+    public var inputSize: [Int]?
+    /// Per-channel normalisation mean (RGB in [0, 1]).
+    public var mean: [Float]
+    /// Per-channel normalisation standard deviation.
+    public var std: [Float]
+    /// Output channel names, normally `["front", "back", "mask"]`.
+    public var outputs: [String]?
+    /// What the depth values are measured in.
+    public var depthUnits: String?
+    /// The vertical field of view the training renders were centred on, in degrees.
+    public var fovDegrees: Double?
+    /// Format version.
+    public var version: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case architecture, widths, mean, std, outputs, version
+        case inputSize = "input_size", depthUnits = "depth_units", fovDegrees = "fov_degrees"
+    }
+
+    /// The default configuration: widths [16, 32, 64, 128, 256], 256×256, ImageNet normalisation.
+    public init(widths: [Int] = [16, 32, 64, 128, 256]) {
+        architecture = MRDepthUNet.architectureName
+        self.widths = widths
+        inputSize = [256, 256]
+        mean = [0.485, 0.456, 0.406]
+        std = [0.229, 0.224, 0.225]
+        outputs = ["front", "back", "mask"]
+        depthUnits = "relative to median foreground front depth"
+        fovDegrees = nil
+        version = 1
+    }
+}
+
+/// The project's own depth network "mrdepth-unet" (see Training/mrdepth/model.py).
+///
+/// A five-level U-Net of 3×3 conv + batch-norm + ReLU blocks (batch norms folded into the
+/// convolutions at load time), bilinear ×2 upsampling with skip concatenations, and a 1×1 head
+/// whose three raw channels are post-processed into front depth `exp(o0)`, back depth
+/// `front·(1 + softplus(o1))` and foreground mask `sigmoid(o2)`.
+public struct MRDepthUNet: Sendable {
+    /// The `architecture` value in the config.
+    public static let architectureName = "mrdepth-unet"
+    /// Input height and width must be multiples of this.
+    public static let sizeMultiple = 32
+
+    struct Block: Sendable {
+        var conv1: Conv2D
+        var conv2: Conv2D
+    }
+
+    /// The configuration the weights were loaded with.
+    public let config: MRDepthConfig
+    let stem: Conv2D
+    let encoders: [Block]   // enc1 … enc4
+    let decoders: [Block]   // dec4 … dec1
+    let headConv: Conv2D
+    let headOut: Conv2D
+
+    /// Builds the network from safetensors weights with PyTorch state-dict names.
+    /// - Throws: ``DepthNetError/weightsMismatch(path:problems:)`` listing every missing or mis-shaped tensor,
+    ///   ``DepthNetError/malformedConfig(path:reason:)`` for an unusable config.
+    public init(config: MRDepthConfig, weights: SafeTensorsFile) throws(DepthNetError) {
+        let w = config.widths
+        guard w.count == 5, w.allSatisfy({ $0 > 0 }) else {
+            throw .malformedConfig(path: "mrdepth config", reason: "widths must be 5 positive integers, got \(w)")
+        }
+        guard config.mean.count == 3, config.std.count == 3, config.std.allSatisfy({ $0 > 0 }) else {
+            throw .malformedConfig(path: "mrdepth config", reason: "mean and std must have 3 entries (std > 0)")
+        }
+        let reader = WeightReader(weights)
+        func convBNReLU(_ prefix: String, _ cin: Int, _ cout: Int, stride: Int = 1) -> Conv2D {
+            var conv = Conv2D(weight: reader.tensor("\(prefix).conv.weight", [cout, cin, 3, 3]), bias: nil,
+                              outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
+            conv.foldBatchNorm(gamma: reader.tensor("\(prefix).bn.weight", [cout]),
+                               beta: reader.tensor("\(prefix).bn.bias", [cout]),
+                               mean: reader.tensor("\(prefix).bn.running_mean", [cout]),
+                               variance: reader.tensor("\(prefix).bn.running_var", [cout]), epsilon: 1e-5)
+            return conv
+        }
+        stem = convBNReLU("stem", 3, w[0], stride: 2)
+        encoders = (1...4).map { k in
+            Block(conv1: convBNReLU("enc\(k).conv1", w[k - 1], w[k], stride: 2), conv2: convBNReLU("enc\(k).conv2", w[k], w[k]))
+        }
+        decoders = (1...4).reversed().map { k in
+            Block(conv1: convBNReLU("dec\(k).conv1", w[k] + w[k - 1], w[k - 1]), conv2: convBNReLU("dec\(k).conv2", w[k - 1], w[k - 1]))
+        }
+        headConv = convBNReLU("head.conv1", w[0], w[0])
+        headOut = Conv2D(weight: reader.tensor("head.out.weight", [3, w[0], 1, 1]), bias: reader.tensor("head.out.bias", [3]),
+                         outChannels: 3, inChannels: w[0], kernel: (1, 1))
+        try reader.finish()
+        self.config = config
+    }
+
+    /// Checks that `x` is `[N, 3, H, W]` with H and W positive multiples of 32.
+    public static func validate(_ x: Tensor) throws(DepthNetError) {
+        guard x.rank == 4, x.shape[1] == 3 else { throw .invalidInput("expected [N, 3, H, W], got \(x.shape)") }
+        guard x.shape[0] > 0, x.height > 0, x.width > 0, x.height % sizeMultiple == 0, x.width % sizeMultiple == 0 else {
+            throw .invalidInput("mrdepth-unet needs H and W multiples of \(sizeMultiple), got \(x.height)×\(x.width)")
+        }
+    }
+
+    /// The raw head output `o`, `[N, 3, H, W]`, for a normalised input.
+    public func raw(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> Tensor {
+        try Self.validate(x)
+        var skips = [stem(x, activation: .relu, workspace: ws)]
+        for block in encoders {
+            let y = block.conv1(skips.last!, activation: .relu, workspace: ws)
+            skips.append(block.conv2(y, activation: .relu, workspace: ws))
+        }
+        var y = skips.removeLast()
+        for block in decoders {
+            let skip = skips.removeLast()
+            let up = Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws)
+            let joined = Ops.concatChannels([up, skip], workspace: ws)
+            y = block.conv2(block.conv1(joined, activation: .relu, workspace: ws), activation: .relu, workspace: ws)
+        }
+        y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)
+        y = headConv(y, activation: .relu, workspace: ws)
+        return headOut(y, workspace: ws)
+    }
+
+    /// Runs the network: `[N, 3, H, W]` normalised input → `[N, 3, H, W]` = front, back, mask.
+    public func forward(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> Tensor {
+        let o = try raw(x, workspace: workspace)
+        let plane = x.height * x.width
+        for b in 0..<o.shape[0] {
+            let p = o.base + b * 3 * plane
+            for i in 0..<plane {
+                let front = expf(p[i])
+                p[i] = front
+                p[plane + i] = front * (1 + softplus(p[plane + i]))
+                p[2 * plane + i] = sigmoid(p[2 * plane + i])
+            }
+        }
+        return o
+    }
+
+    /// Multiply-adds ×2 of one inference at `height × width` (convolutions only).
+    public func flops(height: Int, width: Int) -> Double {
+        var total = stem.flops(height: height, width: width)
+        var (h, w) = (height / 2, width / 2)
+        var sizes = [(h, w)]
+        for block in encoders {
+            total += block.conv1.flops(height: h, width: w)
+            (h, w) = block.conv1.outputSize(height: h, width: w)
+            total += block.conv2.flops(height: h, width: w)
+            sizes.append((h, w))
+        }
+        sizes.removeLast()
+        for block in decoders {
+            (h, w) = sizes.removeLast()
+            total += block.conv1.flops(height: h, width: w) + block.conv2.flops(height: h, width: w)
+        }
+        return total + headConv.flops(height: height, width: width) + headOut.flops(height: height, width: width)
+    }
+}
