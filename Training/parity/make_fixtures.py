@@ -150,6 +150,137 @@ def make_layers() -> None:
     print("layers.safetensors:", len(out), "tensors")
 
 
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path),
+              metadata={"made_by": "Training/parity/make_fixtures.py"})
+
+
+def randomize_batchnorms(model: nn.Module) -> None:
+    """Gives every BatchNorm non-trivial running statistics and affine parameters."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.7, 1.3)
+            m.bias.data.uniform_(-0.1, 0.1)
+
+
+MRDEPTH_WIDTHS = [4, 8, 8, 12, 16]
+MRDEPTH_SIZE = (64, 96)
+
+
+def make_mrdepth() -> None:
+    from mrdepth.model import MEAN, STD, MRDepthUNet
+
+    torch.manual_seed(7)
+    model = MRDepthUNet(MRDEPTH_WIDTHS)
+    randomize_batchnorms(model)
+    with torch.no_grad():
+        # He-initialised convolutions keep activations O(1) through the ReLUs, so the three outputs
+        # vary over the image (PyTorch's default init leaves them nearly constant: a weak test).
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.normal_(0, math.sqrt(2.0 / fan_in))
+    model.eval()
+    x = torch.randn(1, 3, *MRDEPTH_SIZE)
+    config = {
+        "architecture": "mrdepth-unet", "widths": MRDEPTH_WIDTHS, "input_size": list(MRDEPTH_SIZE),
+        "mean": list(MEAN), "std": list(STD), "outputs": ["front", "back", "mask"],
+        "depth_units": "relative to median foreground front depth", "fov_degrees": 50.0, "version": 1,
+    }
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    for folder, dtype in (("mrdepth", torch.float32), ("mrdepth-f16", torch.float16)):
+        d = FIXTURES / folder
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "mrdepth.json").write_text(json.dumps(config, indent=2) + "\n")
+        stored = {k: v.to(dtype) for k, v in state.items()}
+        save_tensors(d / "mrdepth.safetensors", stored)
+        # Reference: the model with the stored (possibly rounded) weights, evaluated in float32.
+        ref = MRDepthUNet(MRDEPTH_WIDTHS)
+        ref.load_state_dict({k: v.float() for k, v in stored.items()}, strict=False)
+        ref.eval()
+        with torch.no_grad():
+            y = ref(x)
+            raw = ref.raw(x)
+        save_tensors(d / "input.safetensors", {"input": c(x)})
+        save_tensors(d / "output.safetensors", {"output": c(y), "raw": c(raw)})
+        ranges = [(round(y[0, i].min().item(), 3), round(y[0, i].max().item(), 3)) for i in range(3)]
+        print(f"{folder}: output ranges (front, back, mask) {ranges}")
+    print("mrdepth:", sum(v.numel() for v in state.values()), "parameters")
+
+
+# Published Depth-Anything-V2 checkpoints use the transformers 4 attention names.
+DAV2_RENAMES = (
+    ("attention.q_proj.", "attention.attention.query."),
+    ("attention.k_proj.", "attention.attention.key."),
+    ("attention.v_proj.", "attention.attention.value."),
+    ("attention.o_proj.", "attention.output.dense."),
+)
+
+
+def make_dav2() -> None:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    torch.manual_seed(11)
+    backbone = Dinov2Config(
+        hidden_size=32, num_hidden_layers=4, num_attention_heads=4, mlp_ratio=4, image_size=70, patch_size=14,
+        out_indices=[1, 2, 3, 4], reshape_hidden_states=False, layerscale_value=0.5,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone, patch_size=14, reassemble_hidden_size=32, reassemble_factors=[4, 2, 1, 0.5],
+        neck_hidden_sizes=[8, 12, 16, 16], fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="relative",
+    )
+    model = DepthAnythingForDepthEstimation(config)
+    with torch.no_grad():
+        # transformers' init (std 0.02) gives a nearly constant output, a weak test: use
+        # fan-in-scaled weights so every stage carries signal, and non-trivial norms and scales.
+        for name, p in model.named_parameters():
+            if name.endswith("lambda1"):
+                p.uniform_(0.3, 1.0)          # layer scales other than the init constant
+            elif "position_embeddings" in name or "cls_token" in name:
+                p.normal_(0, 0.5)
+            elif "norm" in name and name.endswith("weight"):
+                p.uniform_(0.7, 1.3)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.05)
+            elif p.dim() >= 2:
+                fan_in = p[0].numel() if "resize" not in name or p.shape[2] == 3 else p.shape[0]
+                p.normal_(0, math.sqrt(1.5 / fan_in))
+        model.head.conv3.bias.fill_(0.5)
+    model.eval()
+    # 84 x 112: a non-square grid of 6 x 8 patches, so the 5 x 5 position grid is bicubic-interpolated.
+    x = torch.randn(1, 3, 84, 112)
+    state = {}
+    for k, v in model.state_dict().items():
+        for new, old in DAV2_RENAMES:
+            k = k.replace(new, old)
+        state[k] = v
+    cfg = config.to_dict()
+    for folder, dtype in (("dav2", torch.float32), ("dav2-bf16", torch.bfloat16)):
+        d = FIXTURES / folder
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "config.json").write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+        stored = {k: v.to(dtype) for k, v in state.items()}
+        save_tensors(d / "model.safetensors", stored)
+        ref = DepthAnythingForDepthEstimation(config)
+        back = {}
+        for k, v in stored.items():
+            for new, old in DAV2_RENAMES:
+                k = k.replace(old, new)
+            back[k] = v.float()
+        missing, unexpected = ref.load_state_dict(back, strict=False)
+        assert not missing and not unexpected, (missing, unexpected)
+        ref.eval()
+        with torch.no_grad():
+            y = ref(pixel_values=x).predicted_depth
+        save_tensors(d / "input.safetensors", {"input": c(x)})
+        save_tensors(d / "output.safetensors", {"predicted_depth": c(y)})
+    print("dav2:", sum(v.numel() for v in state.values()), "parameters; output", tuple(y.shape),
+          "range", (round(y.min().item(), 3), round(y.max().item(), 3)), "positive", round((y > 0).float().mean().item(), 3))
+
+
 if __name__ == "__main__":
     which = set(sys.argv[1:]) or {"layers", "mrdepth", "dav2"}
     if "layers" in which:

@@ -1,0 +1,152 @@
+import CBLAS
+import Foundation
+
+/// A loaded depth network of one of the supported architectures.
+///
+/// `DepthModel` is immutable and `Sendable`: load it once and share it between threads; give
+/// each concurrent inference its own ``Workspace``.
+public enum DepthModel: Sendable {
+    /// The project's own network (front, back, mask).
+    case mrdepth(MRDepthUNet)
+    /// Depth Anything V2 (relative inverse depth).
+    case depthAnything(DepthAnythingV2)
+
+    /// Loads a model directory, detecting the architecture from its config:
+    /// - `mrdepth.json` (`"architecture": "mrdepth-unet"`) + `mrdepth.safetensors`;
+    /// - or a Hugging Face `config.json` with `"model_type": "depth_anything"` + `model.safetensors`
+    ///   (as published for Depth-Anything-V2-Small); a `config.json` with `"architecture": "mrdepth-unet"`
+    ///   is read as an mrdepth config with `model.safetensors` or `mrdepth.safetensors`.
+    /// - Throws: ``DepthNetError`` naming the missing file, the malformed config or safetensors file,
+    ///   or every missing or mismatched tensor.
+    public static func load(directory: URL) throws(DepthNetError) -> DepthModel {
+        let fm = FileManager.default
+        let mrdepthConfig = directory.appendingPathComponent("mrdepth.json")
+        let hfConfig = directory.appendingPathComponent("config.json")
+        let configURL: URL
+        if fm.fileExists(atPath: mrdepthConfig.path) {
+            configURL = mrdepthConfig
+        } else if fm.fileExists(atPath: hfConfig.path) {
+            configURL = hfConfig
+        } else {
+            throw .fileNotFound(path: mrdepthConfig.path + " or " + hfConfig.path)
+        }
+        let json = try readJSON(configURL)
+        let candidates = json["model_type"] as? String == DepthAnythingV2.modelType
+            ? ["model.safetensors"]
+            : (configURL == mrdepthConfig ? ["mrdepth.safetensors", "model.safetensors"] : ["model.safetensors", "mrdepth.safetensors"])
+        let weights = candidates.map { directory.appendingPathComponent($0) }
+        guard let weightsURL = weights.first(where: { fm.fileExists(atPath: $0.path) }) else {
+            throw .fileNotFound(path: weights[0].path)
+        }
+        return try load(config: configURL, weights: weightsURL)
+    }
+
+    /// Loads a model from an explicit config file and safetensors file.
+    public static func load(config configURL: URL, weights weightsURL: URL) throws(DepthNetError) -> DepthModel {
+        let json = try readJSON(configURL)
+        let weights = try SafeTensorsFile(contentsOf: weightsURL)
+        if let architecture = json["architecture"] as? String {
+            guard architecture == MRDepthUNet.architectureName else { throw .unsupportedArchitecture(architecture) }
+            let config: MRDepthConfig
+            do {
+                config = try JSONDecoder().decode(MRDepthConfig.self, from: Data(contentsOf: configURL))
+            } catch {
+                throw .malformedConfig(path: configURL.path, reason: "\(error)")
+            }
+            return .mrdepth(try MRDepthUNet(config: config, weights: weights))
+        }
+        if let modelType = json["model_type"] as? String {
+            guard modelType == DepthAnythingV2.modelType else { throw .unsupportedArchitecture(modelType) }
+            let config = try DepthAnythingConfig(json: json, path: configURL.path)
+            return .depthAnything(try DepthAnythingV2(config: config, weights: weights))
+        }
+        throw .malformedConfig(path: configURL.path, reason: "neither \"architecture\" nor \"model_type\" is given")
+    }
+
+    static func readJSON(_ url: URL) throws(DepthNetError) -> [String: Any] {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw .fileNotFound(path: url.path) }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw .unreadable(path: url.path, reason: "\(error)") }
+        guard let object = try? JSONSerialization.jsonObject(with: data), let json = object as? [String: Any] else {
+            throw .malformedConfig(path: url.path, reason: "not a JSON object")
+        }
+        return json
+    }
+
+    /// Input height and width must be multiples of this (32 for mrdepth, the patch size 14 for Depth Anything).
+    public var sizeMultiple: Int {
+        switch self {
+        case .mrdepth: MRDepthUNet.sizeMultiple
+        case .depthAnything(let model): model.config.patchSize
+        }
+    }
+
+    /// The input size the model was made for, (height, width): mrdepth's `input_size`, 518×518 for Depth Anything.
+    public var preferredInputSize: (height: Int, width: Int) {
+        switch self {
+        case .mrdepth(let model):
+            let size = model.config.inputSize ?? [256, 256]
+            return (size[0], size.count > 1 ? size[1] : size[0])
+        case .depthAnything(let model): return (model.config.imageSize, model.config.imageSize)
+        }
+    }
+
+    /// Per-channel mean subtracted from RGB in [0, 1] before inference.
+    public var mean: [Float] {
+        switch self {
+        case .mrdepth(let model): model.config.mean
+        case .depthAnything: [0.485, 0.456, 0.406]
+        }
+    }
+
+    /// Per-channel standard deviation RGB in [0, 1] is divided by after subtracting ``mean``.
+    public var std: [Float] {
+        switch self {
+        case .mrdepth(let model): model.config.std
+        case .depthAnything: [0.229, 0.224, 0.225]
+        }
+    }
+
+    /// Names of the output channels: `["front", "back", "mask"]` or `["predicted_depth"]`.
+    public var outputNames: [String] {
+        switch self {
+        case .mrdepth: ["front", "back", "mask"]
+        case .depthAnything: ["predicted_depth"]
+        }
+    }
+
+    /// Runs one inference on a normalised `[N, 3, H, W]` input; returns `[N, C, H, W]` with the
+    /// channels of ``outputNames``.
+    /// - Throws: ``DepthNetError/invalidInput(_:)`` if the shape does not fit the model.
+    public func predict(_ input: Tensor, workspace: Workspace) throws(DepthNetError) -> Tensor {
+        switch self {
+        case .mrdepth(let model): try model.forward(input, workspace: workspace)
+        case .depthAnything(let model): try model.forward(input, workspace: workspace)
+        }
+    }
+
+    /// Floating-point operations of one inference at `height × width` (2 per multiply-add).
+    public func flops(height: Int, width: Int) -> Double {
+        switch self {
+        case .mrdepth(let model): model.flops(height: height, width: width)
+        case .depthAnything(let model): model.flops(height: height, width: width)
+        }
+    }
+}
+
+/// The BLAS thread setting.
+///
+/// Debian 12's OpenBLAS 0.3.21 (pthreads build) has one process-wide thread count, no per-call
+/// or per-thread setting. A service running N inferences at once on N cores sets it to 1 once,
+/// before starting its pool (`BLASThreads.set(1)`), so each inference runs on its own thread
+/// with single-threaded GEMMs; a single interactive inference leaves it at the default (all
+/// cores, or `OPENBLAS_NUM_THREADS`).
+public enum BLASThreads {
+    /// The number of threads OpenBLAS uses for one call.
+    public static var current: Int { Int(openblas_get_num_threads()) }
+
+    /// Sets the process-wide OpenBLAS thread count (≥ 1).
+    public static func set(_ threads: Int) {
+        openblas_set_num_threads(Int32(max(1, threads)))
+    }
+}

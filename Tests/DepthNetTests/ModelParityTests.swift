@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+@testable import DepthNet
+
+/// Rewrites a safetensors file as F32 with tensors renamed, dropped or replaced (for error tests).
+func rewrite(_ file: SafeTensorsFile, rename: (String) -> String? = { $0 },
+             replace: [String: ([Int], [Float])] = [:]) throws -> Data {
+    var tensors: [(String, String, [Int], [UInt8])] = []
+    for name in file.names {
+        guard let newName = rename(name) else { continue }
+        let (shape, values) = try replace[name] ?? (file.entries[name]!.shape, try #require(try file.floats(name)))
+        tensors.append((newName, "F32", shape, littleEndianBytes(values.map(\.bitPattern))))
+    }
+    return safetensorsBytes(tensors)
+}
+
+/// A fresh temporary directory, removed by the caller.
+func temporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("depthnet-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite("Model parity against PyTorch")
+struct ModelParityTests {
+    func run(_ folder: String, output: String) throws -> (DepthModel, Tensor, [Float], [Int]) {
+        let model = try DepthModel.load(directory: Fixtures.url(folder))
+        let inputs = try Fixtures.file("\(folder)/input.safetensors")
+        let outputs = try Fixtures.file("\(folder)/output.safetensors")
+        let y = try model.predict(try inputs.tensor("input"), workspace: Workspace())
+        return (model, y, try outputs.values(output), outputs.shape(output))
+    }
+
+    @Test("mrdepth-unet matches PyTorch (f32 and f16 weights)", arguments: ["mrdepth", "mrdepth-f16"])
+    func mrdepth(_ folder: String) throws {
+        let (model, y, expected, shape) = try run(folder, output: "output")
+        guard case .mrdepth(let net) = model else { Issue.record("detected \(model)"); return }
+        #expect(model.outputNames == ["front", "back", "mask"])
+        #expect(model.sizeMultiple == 32)
+        #expect(net.config.widths == [4, 8, 8, 12, 16] && net.config.fovDegrees == 50)
+        expectClose(y, expected, shape: shape, "\(folder) output")
+        // Each output channel on its own, so the small-range mask is held to the bound too.
+        let plane = y.count / 3
+        let actual = y.toArray()
+        for (i, name) in model.outputNames.enumerated() {
+            let range = (i * plane)..<((i + 1) * plane)
+            let error = relativeError(Array(actual[range]), Array(expected[range]))
+            #expect(error <= 1e-4, "\(folder) \(name): relative error \(error)")
+        }
+        let inputs = try Fixtures.file("\(folder)/input.safetensors")
+        let raw = try net.raw(try inputs.tensor("input"), workspace: Workspace())
+        expectClose(raw, try Fixtures.file("\(folder)/output.safetensors").values("raw"), shape: shape, "raw")
+    }
+
+    @Test("Depth Anything V2 (tiny config) matches transformers (f32 and bf16 weights)", arguments: ["dav2", "dav2-bf16"])
+    func depthAnything(_ folder: String) throws {
+        let (model, y, expected, shape) = try run(folder, output: "predicted_depth")
+        guard case .depthAnything(let net) = model else { Issue.record("detected \(model)"); return }
+        #expect(net.config.outIndices == [1, 2, 3, 4] && net.config.hiddenSize == 32 && net.config.imageSize == 70)
+        #expect(model.sizeMultiple == 14)
+        // transformers returns (N, H, W); the runtime keeps NCHW, (N, 1, H, W).
+        expectClose(y, expected, shape: [shape[0], 1, shape[1], shape[2]], folder)
+    }
+
+    @Test("Depth Anything accepts the transformers 5 attention names (q_proj, o_proj)")
+    func modernNames() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try Fixtures.file("dav2/model.safetensors")
+        let data = try rewrite(source, rename: {
+            $0.replacingOccurrences(of: "attention.attention.query", with: "attention.q_proj")
+                .replacingOccurrences(of: "attention.attention.key", with: "attention.k_proj")
+                .replacingOccurrences(of: "attention.attention.value", with: "attention.v_proj")
+                .replacingOccurrences(of: "attention.output.dense", with: "attention.o_proj")
+        })
+        try data.write(to: dir.appendingPathComponent("model.safetensors"))
+        try FileManager.default.copyItem(at: Fixtures.url("dav2/config.json"), to: dir.appendingPathComponent("config.json"))
+        let model = try DepthModel.load(directory: dir)
+        let y = try model.predict(try Fixtures.file("dav2/input.safetensors").tensor("input"), workspace: Workspace())
+        #expect(relativeError(y.toArray(), try Fixtures.file("dav2/output.safetensors").values("predicted_depth")) <= 1e-4)
+    }
+
+    @Test("Steady state: a second inference allocates no new buffers", arguments: ["mrdepth", "dav2"])
+    func steadyState(_ folder: String) throws {
+        let model = try DepthModel.load(directory: Fixtures.url(folder))
+        let input = try Fixtures.file("\(folder)/input.safetensors").tensor("input")
+        let workspace = Workspace()
+        let first = try model.predict(input, workspace: workspace).toArray()
+        let allocations = workspace.allocationCount
+        let peak = workspace.peakBytesInUse
+        let second = try model.predict(input, workspace: workspace).toArray()
+        #expect(workspace.allocationCount == allocations)
+        #expect(workspace.peakBytesInUse == peak)
+        #expect(first == second)
+        #expect(workspace.bytesInUse == 0)
+    }
+
+    @Test("Missing and mis-shaped tensors are all listed")
+    func weightsMismatch() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try Fixtures.file("mrdepth/mrdepth.safetensors")
+        let data = try rewrite(source, rename: { ["head.out.bias", "enc2.conv1.bn.running_var"].contains($0) ? nil : $0 },
+                               replace: ["stem.conv.weight": ([4, 3, 5, 5], [Float](repeating: 0, count: 300))])
+        try data.write(to: dir.appendingPathComponent("mrdepth.safetensors"))
+        try FileManager.default.copyItem(at: Fixtures.url("mrdepth/mrdepth.json"), to: dir.appendingPathComponent("mrdepth.json"))
+        let path = dir.appendingPathComponent("mrdepth.safetensors").path
+        #expect(throws: DepthNetError.weightsMismatch(path: path, problems: [
+            .wrongShape(name: "stem.conv.weight", expected: [4, 3, 3, 3], found: [4, 3, 5, 5]),
+            .missing(name: "enc2.conv1.bn.running_var", expectedShape: [8]),
+            .missing(name: "head.out.bias", expectedShape: [3]),
+        ])) { try DepthModel.load(directory: dir) }
+    }
+
+    @Test("Broken model directories are typed errors")
+    func brokenDirectories() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        #expect(throws: DepthNetError.self) { try DepthModel.load(directory: dir) }   // no config
+        let config = dir.appendingPathComponent("mrdepth.json")
+        try fm.copyItem(at: Fixtures.url("mrdepth/mrdepth.json"), to: config)
+        let weights = dir.appendingPathComponent("mrdepth.safetensors")
+        #expect(throws: DepthNetError.fileNotFound(path: weights.path)) { try DepthModel.load(directory: dir) }
+        let full = try Data(contentsOf: Fixtures.url("mrdepth/mrdepth.safetensors"))
+        try full.prefix(full.count - 100).write(to: weights)          // truncated
+        #expect {
+            try DepthModel.load(directory: dir)
+        } throws: { error in
+            if case .malformedSafetensors = error as? DepthNetError { true } else { false }
+        }
+        try full.write(to: weights)
+        try Data(#"{"architecture": "resnet-9000"}"#.utf8).write(to: config)
+        #expect(throws: DepthNetError.unsupportedArchitecture("resnet-9000")) { try DepthModel.load(directory: dir) }
+        try Data(#"{"architecture": "mrdepth-unet", "widths": [1, 2]}"#.utf8).write(to: config)
+        #expect(throws: DepthNetError.self) { try DepthModel.load(directory: dir) }
+        try Data("not json".utf8).write(to: config)
+        #expect(throws: DepthNetError.malformedConfig(path: config.path, reason: "not a JSON object")) {
+            try DepthModel.load(directory: dir)
+        }
+    }
+
+    @Test("Input sizes that do not fit the model are rejected")
+    func inputSizes() throws {
+        let mrdepth = try DepthModel.load(directory: Fixtures.url("mrdepth"))
+        let dav2 = try DepthModel.load(directory: Fixtures.url("dav2"))
+        let ws = Workspace()
+        #expect(throws: DepthNetError.self) { try mrdepth.predict(Tensor(zeros: [1, 3, 48, 64]), workspace: ws) }
+        #expect(throws: DepthNetError.self) { try mrdepth.predict(Tensor(zeros: [1, 4, 64, 64]), workspace: ws) }
+        #expect(throws: DepthNetError.self) { try dav2.predict(Tensor(zeros: [1, 3, 28, 30]), workspace: ws) }
+        #expect(throws: DepthNetError.self) { try dav2.predict(Tensor(zeros: [2, 3, 28, 28]), workspace: ws) }
+        #expect(try dav2.predict(Tensor(zeros: [1, 3, 70, 70]), workspace: ws).shape == [1, 1, 70, 70])
+    }
+}
