@@ -34,6 +34,13 @@ let package = Package(
         .testTarget(name: "DepthNetTests", dependencies: ["DepthNet"], resources: [.copy("Fixtures")]),
 
         // MARK: Meshing and MeshIO (issue 5)
+        .target(name: "Meshing", dependencies: ["Imaging"]),
+        .target(name: "MeshIO", dependencies: ["Meshing", "Imaging"]),
+        .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging"]),
+        .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
+        .executableTarget(name: "mesh", dependencies: [
+            "Meshing", "MeshIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         // MARK: Pipeline and the mesh command (issue 6)
 
