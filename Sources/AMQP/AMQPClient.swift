@@ -88,8 +88,8 @@ public final class AMQPClient: Sendable, CustomStringConvertible {
     }
 
     deinit {
-        close(wakeReadFD)
-        close(wakeWriteFD)
+        closeDescriptor(wakeReadFD)
+        closeDescriptor(wakeWriteFD)
     }
 
     public var description: String {

@@ -42,6 +42,9 @@ enum AMQPMethod {
 
 private let connectionIDs = Locked<UInt64>(0)
 
+/// `close(2)`, out of reach of the classes' own `close()` methods.
+func closeDescriptor(_ fd: Int32) { _ = close(fd) }
+
 func makeTimeval(_ d: Duration) -> timeval {
     let c = d.components
     let usec = max(0, c.attoseconds / 1_000_000_000_000)
@@ -121,8 +124,10 @@ public final class AMQPConnection {
         if rc != AMQP_STATUS_OK.rawValue {
             let err = errno
             var reason = Self.statusText(rc)
-            if rc == AMQP_STATUS_SOCKET_ERROR.rawValue || rc == AMQP_STATUS_SOCKET_CLOSED.rawValue, err != 0 {
-                reason = String(cString: strerror(err)).lowercased()
+            if rc == AMQP_STATUS_SOCKET_ERROR.rawValue {
+                // rabbitmq-c drops the connect errno; ask the socket ourselves for a useful reason.
+                reason = Self.probeTCP(host: config.host, port: config.port, timeout: config.connectTimeout)
+                    ?? (err != 0 && err != EINPROGRESS ? String(cString: strerror(err)).lowercased() : reason)
             } else if rc == AMQP_STATUS_TIMEOUT.rawValue || rc == AMQP_STATUS_SOCKET_INUSE.rawValue {
                 reason = "timed out after \(config.connectTimeout)"
             }
@@ -133,7 +138,13 @@ public final class AMQPConnection {
         _ = amqp_set_rpc_timeout(st, &rpcTV)
 
         let arena = CArena()
-        var clientProperties: AMQPTable = ["product": "myroom-3d AMQP (rabbitmq-c)"]
+        // consumer_cancel_notify: without it the broker cancels a consumer silently (queue deleted).
+        var clientProperties: AMQPTable = [
+            "product": "myroom-3d AMQP (rabbitmq-c)",
+            "capabilities": ["consumer_cancel_notify": true, "publisher_confirms": true, "basic.nack": true,
+                             "connection.blocked": true, "authentication_failure_close": true,
+                             "exchange_exchange_bindings": true],
+        ]
         if let name = config.connectionName { clientProperties["connection_name"] = .string(name) }
         var table = arena.table(clientProperties)
         let reply = mr_amqp_login_plain_with_properties(st, config.virtualHost, Int32(config.channelMax),
@@ -375,6 +386,38 @@ public final class AMQPConnection {
         default:
             throw markClosed(.protocolViolation("no reply to \(operation)"))
         }
+    }
+
+    /// Why a TCP connect to host:port fails (e.g. "connection refused"), or nil when it succeeds.
+    static func probeTCP(host: String, port: Int, timeout: Duration) -> String? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let gai = getaddrinfo(host, String(port), &hints, &list)
+        guard gai == 0, let first = list else {
+            return "cannot resolve host: \(String(cString: gai_strerror(gai)))"
+        }
+        defer { freeaddrinfo(list) }
+        var lastError: Int32 = 0
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            ai = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
+            guard fd >= 0 else { lastError = errno; continue }
+            defer { closeDescriptor(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
+            if connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return nil }
+            guard errno == EINPROGRESS else { lastError = errno; continue }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let ms = Int32(min(AMQPReconnectPolicy.seconds(timeout) * 1000, 30_000))
+            guard poll(&p, 1, ms) == 1 else { lastError = ETIMEDOUT; continue }
+            var soError: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
+            if soError == 0 { return nil }
+            lastError = soError
+        }
+        return lastError == 0 ? nil : String(cString: strerror(lastError)).lowercased()
     }
 
     static func statusText(_ status: Int32) -> String {
