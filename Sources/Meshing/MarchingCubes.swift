@@ -56,8 +56,11 @@ public struct MarchingCubes: Sendable {
         if workers == 1 {
             for s in 0..<slabCount { results.store(s, Slab.run(grid, tables, index: s, count: slabCount)) }
         } else {
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for s in stride(from: w, to: slabCount, by: workers) {
+            // Slabs are handed out in order to whichever worker is free; each result goes
+            // to its slab's slot, so the assembly does not depend on who ran what.
+            let queue = WorkQueue(count: slabCount)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                while let s = queue.next() {
                     results.store(s, Slab.run(grid, tables, index: s, count: slabCount))
                 }
             }
@@ -68,18 +71,17 @@ public struct MarchingCubes: Sendable {
     private func assemble(_ results: SlabResults, grid: Grid, workers: Int) -> Mesh {
         let n = results.count
         var vertexOffset = [Int](repeating: 0, count: n + 1)
-        var indexOffset = [Int](repeating: 0, count: n + 1)
+        var triangleOffset = [Int](repeating: 0, count: n + 1)
         for s in 0..<n {
             vertexOffset[s + 1] = vertexOffset[s] + results[s].positions.count
-            indexOffset[s + 1] = indexOffset[s] + results[s].indices.count
+            triangleOffset[s + 1] = triangleOffset[s] + results[s].triangles.count
         }
         let plane = grid.nx * grid.ny
         let positions = [SIMD3<Float>](unsafeUninitializedCapacity: vertexOffset[n]) { out, count in
             let outBase = out.baseAddress!
             let copy = { (s: Int) in
-                results[s].positions.withUnsafeBufferPointer { src in
-                    if let a = src.baseAddress { (outBase + vertexOffset[s]).initialize(from: a, count: src.count) }
-                }
+                let src = results[s].positions
+                if let a = src.base { (outBase + vertexOffset[s]).initialize(from: a, count: src.count) }
             }
             if workers == 1 { for s in 0..<n { copy(s) } } else {
                 let box = UnsafeSendable(value: copy)
@@ -87,24 +89,36 @@ public struct MarchingCubes: Sendable {
             }
             count = vertexOffset[n]
         }
-        let triangleCount = indexOffset[n] / 3
+        let triangleCount = triangleOffset[n]
         let triangles = [SIMD3<UInt32>](unsafeUninitializedCapacity: triangleCount) { out, count in
             let outBase = out.baseAddress!
             let copy = { (s: Int) in
-                let own = UInt32(vertexOffset[s])
-                let dst = outBase + indexOffset[s] / 3
-                results[s].indices.withUnsafeBufferPointer { src in
-                    let upperSlab = s + 1 < n ? results[s + 1] : SlabOutput()
-                    let upper = s + 1 < n ? UInt32(vertexOffset[s + 1]) : 0
-                    upperSlab.bottomX.withUnsafeBufferPointer { bx in
-                        upperSlab.bottomY.withUnsafeBufferPointer { by in
-                            @inline(__always) func map(_ v: UInt32) -> UInt32 {
-                                if v & Slab.tag == 0 { return v &+ own }
-                                let j = Int(v & ~Slab.tag)
-                                return UInt32(bitPattern: j < plane ? bx[j] : by[j - plane]) &+ upper
-                            }
-                            for t in 0..<(src.count / 3) {
-                                (dst + t).initialize(to: SIMD3(map(src[3 * t]), map(src[3 * t + 1]), map(src[3 * t + 2])))
+                let own = SIMD3<UInt32>(repeating: UInt32(vertexOffset[s]))
+                let dst = outBase + triangleOffset[s]
+                let src = results[s].triangles
+                guard let tris = src.base else { return }
+                if s + 1 == n {
+                    for t in 0..<src.count { (dst + t).initialize(to: tris[t] &+ own) }
+                    return
+                }
+                let upperSlab = results[s + 1]
+                let upper = UInt32(vertexOffset[s + 1])
+                upperSlab.bottomX.withUnsafeBufferPointer { bx in
+                    upperSlab.bottomY.withUnsafeBufferPointer { by in
+                        @inline(__always) func map(_ v: UInt32) -> UInt32 {
+                            let j = Int(v & ~Slab.tag)
+                            return UInt32(bitPattern: j < plane ? bx[j] : by[j - plane]) &+ upper
+                        }
+                        let tag = SIMD3<UInt32>(repeating: Slab.tag)
+                        for t in 0..<src.count {
+                            let v = tris[t]
+                            if (v & tag) == .zero {
+                                (dst + t).initialize(to: v &+ own)
+                            } else {
+                                (dst + t).initialize(to: SIMD3(
+                                    v.x & Slab.tag == 0 ? v.x &+ own.x : map(v.x),
+                                    v.y & Slab.tag == 0 ? v.y &+ own.y : map(v.y),
+                                    v.z & Slab.tag == 0 ? v.z &+ own.z : map(v.z)))
                             }
                         }
                     }
@@ -120,6 +134,20 @@ public struct MarchingCubes: Sendable {
     }
 }
 
+/// Hands out the integers `0..<count` in order, each once, to concurrent workers.
+final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var nextIndex = 0
+    private let count: Int
+    init(count: Int) { self.count = count }
+    func next() -> Int? {
+        lock.lock(); defer { lock.unlock() }
+        guard nextIndex < count else { return nil }
+        nextIndex += 1
+        return nextIndex - 1
+    }
+}
+
 /// Wraps a value for a closure that only touches disjoint memory from each thread.
 struct UnsafeSendable<T>: @unchecked Sendable { let value: T }
 
@@ -132,13 +160,35 @@ struct Grid: @unchecked Sendable {
     let spacing: SIMD3<Float>
 }
 
-/// One slab's output: its own vertices, and indices that are either local (untagged) or
-/// tagged references to an x/y edge of its top plane, owned by the next slab.
+/// One slab's output: its own vertices, and triangles whose indices are either local
+/// (untagged) or tagged references to an x/y edge of its top plane, owned by the next slab.
 struct SlabOutput {
-    var positions: [SIMD3<Float>] = []
-    var indices: [UInt32] = []
+    var positions = GrowBuffer<SIMD3<Float>>()
+    var triangles = GrowBuffer<SIMD3<UInt32>>()
     var bottomX: [Int32] = []
     var bottomY: [Int32] = []
+}
+
+/// An append-only buffer on malloc/realloc: large blocks grow by remapping instead of
+/// copying, and appends carry no copy-on-write check. Freed with `free()`.
+struct GrowBuffer<T> {
+    private(set) var base: UnsafeMutablePointer<T>? = nil
+    private(set) var count = 0
+    private var capacity = 0
+
+    @inline(__always) mutating func append(_ value: T) {
+        if count == capacity { grow() }
+        (base! + count).initialize(to: value)
+        count += 1
+    }
+
+    @inline(never) mutating func grow() {
+        capacity = max(1024, capacity * 2)
+        let raw = realloc(base, capacity * MemoryLayout<T>.stride)!
+        base = raw.bindMemory(to: T.self, capacity: capacity)
+    }
+
+    func free() { Foundation.free(base) }
 }
 
 /// Per-slab result slots written by the workers (each slot by exactly one thread).
@@ -152,25 +202,38 @@ final class SlabResults: @unchecked Sendable {
     }
     func store(_ i: Int, _ value: SlabOutput) { slots[i] = value }
     subscript(i: Int) -> SlabOutput { slots[i] }
-    func deallocate() { slots.deinitialize(count: count); slots.deallocate() }
+    func deallocate() {
+        for i in 0..<count { slots[i].positions.free(); slots[i].triangles.free() }
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
 }
 
 enum Slab {
     static let tag: UInt32 = 1 << 31
 
+    /// Meshes cell layers `[z0, z1)` of slab `index`.
+    ///
+    /// Edge ids live in one buffer: x-edges of the two planes at `[0, 2·plane)`, y-edges
+    /// at `[2·plane, 4·plane)` (plane `z` in half `z & 1`), z-edges of the current layer
+    /// at `[4·plane, 5·plane)`. Vertices are created eagerly, plane by plane, in scan
+    /// order, so the cells only look ids up.
     static func run(_ g: Grid, _ tables: MarchingCubesTables, index: Int, count: Int) -> SlabOutput {
         let z0 = index * MarchingCubes.slabDepth
         let z1 = min(z0 + MarchingCubes.slabDepth, g.nz - 1)
         let ownsTop = index == count - 1
         let nx = g.nx, ny = g.ny, plane = nx * ny
         var out = SlabOutput()
-        out.positions.reserveCapacity(4096)
-        out.indices.reserveCapacity(8192)
-        var bitsA = [UInt8](repeating: 0, count: plane), bitsB = bitsA
-        var rowA = [UInt8](repeating: 0, count: ny), rowB = rowA
-        var xA = [Int32](repeating: -1, count: plane), yA = xA, xB = xA, yB = xA, zE = xA
+        let ids = UnsafeMutablePointer<Int32>.allocate(capacity: 5 * plane)
+        ids.initialize(repeating: -1, count: 5 * plane)
+        let bits = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * plane)
+        bits.initialize(repeating: 0, count: 2 * plane)
+        let rows = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * ny)
+        rows.initialize(repeating: 0, count: 2 * ny)
+        defer { ids.deallocate(); bits.deallocate(); rows.deallocate() }
         let level = g.level, margin = MarchingCubes.edgeMargin
         let v = g.values
+        let origin = g.origin, spacing = g.spacing
 
         @inline(__always) func vertex(_ i0: Int, _ i1: Int, _ x: Int, _ y: Int, _ z: Int, axis: Int) -> Int32 {
             let a = v[i0], b = v[i1]
@@ -178,97 +241,91 @@ enum Slab {
             t = min(max(t, margin), 1 - margin)
             var p = SIMD3<Float>(Float(x), Float(y), Float(z))
             p[axis] += t
-            out.positions.append(g.origin + g.spacing * p)
+            out.positions.append(origin + spacing * p)
             return Int32(out.positions.count - 1)
         }
 
-        func classify(_ z: Int, _ bits: inout [UInt8], _ rows: inout [UInt8]) {
+        /// Inside bits and row summaries (0 all outside, 1 all inside, 2 mixed) of plane z.
+        func classify(_ z: Int) {
             let src = v + z * plane
-            bits.withUnsafeMutableBufferPointer { b in
-                for y in 0..<ny {
-                    var any: UInt8 = 0, all: UInt8 = 1
-                    let r = y * nx
-                    for x in 0..<nx {
-                        let bit: UInt8 = src[r + x] > level ? 1 : 0
-                        b[r + x] = bit
-                        any |= bit
-                        all &= bit
-                    }
-                    rows[y] = all == 1 ? 1 : (any == 0 ? 0 : 2)
+            let b = bits + (z & 1) * plane, rs = rows + (z & 1) * ny
+            for y in 0..<ny {
+                var any: UInt8 = 0, all: UInt8 = 1
+                let r = y * nx
+                for x in 0..<nx {
+                    let bit: UInt8 = src[r + x] > level ? 1 : 0
+                    b[r + x] = bit
+                    any |= bit
+                    all &= bit
                 }
+                rs[y] = all == 1 ? 1 : (any == 0 ? 0 : 2)
             }
         }
 
-        func planeEdges(_ z: Int, _ bits: [UInt8], _ rows: [UInt8], _ xs: inout [Int32], _ ys: inout [Int32], tagged: Bool) {
+        /// Vertices (or, for a top plane owned by the next slab, tagged references) of the
+        /// x- and y-edges of plane z.
+        func planeEdges(_ z: Int, tagged: Bool) {
             let zOff = z * plane
-            bits.withUnsafeBufferPointer { b in
-                xs.withUnsafeMutableBufferPointer { xo in
-                    for y in 0..<ny where rows[y] == 2 {
-                        let r = y * nx
-                        for x in 0..<(nx - 1) where b[r + x] != b[r + x + 1] {
-                            xo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(r + x))
-                                : vertex(zOff + r + x, zOff + r + x + 1, x, y, z, axis: 0)
-                        }
-                    }
+            let b = bits + (z & 1) * plane, rs = rows + (z & 1) * ny
+            let xo = ids + (z & 1) * plane, yo = ids + (2 + (z & 1)) * plane
+            for y in 0..<ny where rs[y] == 2 {
+                let r = y * nx
+                for x in 0..<(nx - 1) where b[r + x] != b[r + x + 1] {
+                    xo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(r + x))
+                        : vertex(zOff + r + x, zOff + r + x + 1, x, y, z, axis: 0)
                 }
-                ys.withUnsafeMutableBufferPointer { yo in
-                    for y in 0..<(ny - 1) where rows[y] == 2 || rows[y + 1] == 2 || rows[y] != rows[y + 1] {
-                        let r = y * nx
-                        for x in 0..<nx where b[r + x] != b[r + nx + x] {
-                            yo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(plane + r + x))
-                                : vertex(zOff + r + x, zOff + r + nx + x, x, y, z, axis: 1)
-                        }
-                    }
+            }
+            for y in 0..<(ny - 1) where rs[y] == 2 || rs[y + 1] == 2 || rs[y] != rs[y + 1] {
+                let r = y * nx
+                for x in 0..<nx where b[r + x] != b[r + nx + x] {
+                    yo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(plane + r + x))
+                        : vertex(zOff + r + x, zOff + r + nx + x, x, y, z, axis: 1)
                 }
             }
         }
 
-        classify(z0, &bitsA, &rowA)
-        planeEdges(z0, bitsA, rowA, &xA, &yA, tagged: false)
-        if index > 0 { out.bottomX = xA; out.bottomY = yA }
-
+        classify(z0)
+        planeEdges(z0, tagged: false)
+        if index > 0 {
+            out.bottomX = Array(UnsafeBufferPointer(start: ids + (z0 & 1) * plane, count: plane))
+            out.bottomY = Array(UnsafeBufferPointer(start: ids + (2 + (z0 & 1)) * plane, count: plane))
+        }
         for z in z0..<z1 {
-            classify(z + 1, &bitsB, &rowB)
+            classify(z + 1)
             // Edges along z between the two planes.
-            bitsA.withUnsafeBufferPointer { a in
-                bitsB.withUnsafeBufferPointer { b in
-                    zE.withUnsafeMutableBufferPointer { ze in
-                        for y in 0..<ny where rowA[y] == 2 || rowB[y] == 2 || rowA[y] != rowB[y] {
-                            let r = y * nx
-                            for x in 0..<nx where a[r + x] != b[r + x] {
-                                ze[r + x] = vertex(z * plane + r + x, (z + 1) * plane + r + x, x, y, z, axis: 2)
-                            }
-                        }
-                    }
+            let a = bits + (z & 1) * plane, b = bits + ((z + 1) & 1) * plane
+            let ra = rows + (z & 1) * ny, rb = rows + ((z + 1) & 1) * ny
+            let ze = ids + 4 * plane
+            for y in 0..<ny where ra[y] == 2 || rb[y] == 2 || ra[y] != rb[y] {
+                let r = y * nx
+                for x in 0..<nx where a[r + x] != b[r + x] {
+                    ze[r + x] = vertex(z * plane + r + x, (z + 1) * plane + r + x, x, y, z, axis: 2)
                 }
             }
-            planeEdges(z + 1, bitsB, rowB, &xB, &yB, tagged: z + 1 == z1 && !ownsTop)
-            cells(g, tables, z: z, bitsA, bitsB, rowA, rowB, xA, yA, xB, yB, zE, &out)
-            swap(&bitsA, &bitsB); swap(&rowA, &rowB); swap(&xA, &xB); swap(&yA, &yB)
+            planeEdges(z + 1, tagged: z + 1 == z1 && !ownsTop)
+            cells(g, tables, z: z, bits: bits, rows: rows, ids: ids, &out)
         }
         return out
     }
 
-    // swiftlint:disable:next function_parameter_count
-    static func cells(_ g: Grid, _ tables: MarchingCubesTables, z: Int,
-                      _ bitsA: [UInt8], _ bitsB: [UInt8], _ rowA: [UInt8], _ rowB: [UInt8],
-                      _ xA: [Int32], _ yA: [Int32], _ xB: [Int32], _ yB: [Int32], _ zE: [Int32],
-                      _ out: inout SlabOutput) {
+    /// Emits the triangles of cell layer z.
+    static func cells(_ g: Grid, _ tables: MarchingCubesTables, z: Int, bits: UnsafeMutablePointer<UInt8>,
+                      rows: UnsafeMutablePointer<UInt8>, ids: UnsafeMutablePointer<Int32>, _ out: inout SlabOutput) {
         let nx = g.nx, ny = g.ny, plane = nx * ny
-        let level = g.level
+        let pa = z & 1, pb = 1 - pa
+        let a = bits + pa * plane, b = bits + pb * plane
+        let ra = rows + pa * ny, rb = rows + pb * ny
+        // Offset of each edge code's id from the cell's index (codes 0–11).
+        let xa = pa * plane, xb = pb * plane, ya = (2 + pa) * plane, yb = (2 + pb) * plane, zo = 4 * plane
+        let offsets: [Int] = [xa, xa + nx, xb, xb + nx, ya, ya + 1, yb, yb + 1, zo, zo + 1, zo + nx, zo + nx + 1]
+        offsets.withUnsafeBufferPointer { off in
         tables.triangleStart.withUnsafeBufferPointer { tStart in
         tables.triangleCodes.withUnsafeBufferPointer { tCodes in
+        tables.centerStart.withUnsafeBufferPointer { cStart in
         tables.ambiguousFaces.withUnsafeBufferPointer { amb in
-        bitsA.withUnsafeBufferPointer { a in
-        bitsB.withUnsafeBufferPointer { b in
-        xA.withUnsafeBufferPointer { xa in
-        yA.withUnsafeBufferPointer { ya in
-        xB.withUnsafeBufferPointer { xb in
-        yB.withUnsafeBufferPointer { yb in
-        zE.withUnsafeBufferPointer { ze in
             for y in 0..<(ny - 1) {
-                let f0 = rowA[y]
-                if f0 != 2 && rowA[y + 1] == f0 && rowB[y] == f0 && rowB[y + 1] == f0 { continue }
+                let f0 = ra[y]
+                if f0 != 2 && ra[y + 1] == f0 && rb[y] == f0 && rb[y + 1] == f0 { continue }
                 let r = y * nx
                 for x in 0..<(nx - 1) {
                     let i = r + x
@@ -281,38 +338,29 @@ enum Slab {
                     if ambiguous != 0 {
                         entry |= decide(g, tables, faces: ambiguous, caseIndex: c, base: z * plane + i)
                     }
-                    let start = Int(tStart[entry]), end = Int(tStart[entry + 1])
-                    var centers: (Int32, Int32, Int32, Int32) = (-1, -1, -1, -1)
-                    if tables.centerStart[entry] != tables.centerStart[entry + 1] {
-                        centers = addCenters(g, tables, entry: entry, x: x, y: y, z: z, &out)
-                    }
-                    for k in start..<end {
-                        let code = Int(tCodes[k])
-                        let id: Int32
-                        switch code {
-                        case 0: id = xa[i]
-                        case 1: id = xa[i + nx]
-                        case 2: id = xb[i]
-                        case 3: id = xb[i + nx]
-                        case 4: id = ya[i]
-                        case 5: id = ya[i + 1]
-                        case 6: id = yb[i]
-                        case 7: id = yb[i + 1]
-                        case 8: id = ze[i]
-                        case 9: id = ze[i + 1]
-                        case 10: id = ze[i + nx]
-                        case 11: id = ze[i + nx + 1]
-                        case 12: id = centers.0
-                        case 13: id = centers.1
-                        case 14: id = centers.2
-                        default: id = centers.3
+                    var k = Int(tStart[entry])
+                    let end = Int(tStart[entry + 1])
+                    if cStart[entry] != cStart[entry + 1] {
+                        let centers = addCenters(g, tables, entry: entry, x: x, y: y, z: z, &out)
+                        func id(_ code: UInt8) -> UInt32 {
+                            code < 12 ? UInt32(bitPattern: ids[i + off[Int(code)]]) : centers[Int(code) - 12]
                         }
-                        out.indices.append(UInt32(bitPattern: id))
+                        while k < end {
+                            out.triangles.append(SIMD3(id(tCodes[k]), id(tCodes[k + 1]), id(tCodes[k + 2])))
+                            k += 3
+                        }
+                        continue
+                    }
+                    let cell = ids + i
+                    while k < end {
+                        out.triangles.append(SIMD3(UInt32(bitPattern: cell[off[Int(tCodes[k])]]),
+                                                   UInt32(bitPattern: cell[off[Int(tCodes[k + 1])]]),
+                                                   UInt32(bitPattern: cell[off[Int(tCodes[k + 2])]])))
+                        k += 3
                     }
                 }
             }
-        }}}}}}}}}}
-        _ = level
+        }}}}}
     }
 
     /// Asymptotic decider bits for the ambiguous faces of a cell: bit f is set when the
@@ -333,11 +381,11 @@ enum Slab {
         return bits
     }
 
-    /// Adds the centre vertices of the loops of `entry` that need one.
+    /// Adds the centre vertices of the loops of `entry` that need one; returns their ids.
     @inline(never)
     static func addCenters(_ g: Grid, _ tables: MarchingCubesTables, entry: Int, x: Int, y: Int, z: Int,
-                           _ out: inout SlabOutput) -> (Int32, Int32, Int32, Int32) {
-        var ids: [Int32] = []
+                           _ out: inout SlabOutput) -> [UInt32] {
+        var ids: [UInt32] = []
         var k = Int(tables.centerStart[entry])
         let end = Int(tables.centerStart[entry + 1])
         while k < end {
@@ -347,11 +395,10 @@ enum Slab {
                 sum += edgePoint(g, edge: Int(e), x: x, y: y, z: z)
             }
             out.positions.append(sum / Float(n))
-            ids.append(Int32(out.positions.count - 1))
+            ids.append(UInt32(out.positions.count - 1))
             k += n + 1
         }
-        while ids.count < 4 { ids.append(-1) }
-        return (ids[0], ids[1], ids[2], ids[3])
+        return ids
     }
 
     /// The crossing point on edge `e` of cell `(x, y, z)`, computed exactly as the edge
