@@ -142,23 +142,32 @@ public enum OBJReader {
         guard col.isEmpty || col.count == pos.count else {
             throw .malformed(line: lineNumber, reason: "colours on only some vertices")
         }
-        // Split vertices by (v, t, n) combination, keeping plain positions when possible.
-        var key: [SIMD3<Int>: UInt32] = [:]
+        let allT = !tex.isEmpty && corners.allSatisfy { $0.y >= 0 }
+        let allN = !nor.isEmpty && corners.allSatisfy { $0.z >= 0 }
         var outP: [SIMD3<Float>] = [], outC: [SIMD3<Float>] = [], outT: [SIMD2<Float>] = [], outN: [SIMD3<Float>] = []
         var indices: [UInt32] = []
         indices.reserveCapacity(corners.count)
-        for c in corners {
-            if let i = key[c] { indices.append(i); continue }
-            let i = UInt32(outP.count)
-            key[c] = i
-            outP.append(pos[c.x])
-            if !col.isEmpty { outC.append(col[c.x]) }
-            if c.y >= 0 { outT.append(tex[c.y]) }
-            if c.z >= 0 { outN.append(nor[c.z]) }
-            indices.append(i)
-        }
-        guard outT.isEmpty || outT.count == outP.count, outN.isEmpty || outN.count == outP.count else {
-            throw .malformed(line: lineNumber, reason: "texture coordinates or normals on only some corners")
+        if corners.allSatisfy({ ($0.y < 0 || $0.y == $0.x) && ($0.z < 0 || $0.z == $0.x) })
+            && (!allT || tex.count == pos.count) && (!allN || nor.count == pos.count) {
+            // One index for everything (what OBJWriter writes): keep the file's vertex order.
+            outP = pos; outC = col
+            if allT { outT = tex }
+            if allN { outN = nor }
+            indices = corners.map { UInt32($0.x) }
+        } else {
+            // Split vertices by (v, t, n) combination; attributes not on every corner are dropped.
+            var key: [SIMD3<Int>: UInt32] = [:]
+            for c in corners {
+                let c = SIMD3(c.x, allT ? c.y : -1, allN ? c.z : -1)
+                if let i = key[c] { indices.append(i); continue }
+                let i = UInt32(outP.count)
+                key[c] = i
+                outP.append(pos[c.x])
+                if !col.isEmpty { outC.append(col[c.x]) }
+                if allT { outT.append(tex[c.y]) }
+                if allN { outN.append(nor[c.z]) }
+                indices.append(i)
+            }
         }
         var triangles: [SIMD3<UInt32>] = []
         var k = 0
