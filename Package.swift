@@ -47,6 +47,14 @@ let package = Package(
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
         .target(name: "AMQP", dependencies: ["CAMQP", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
+        .target(name: "Worker", dependencies: [
+            "AMQP", "Fetch", "Imaging", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "mesh-worker", dependencies: [
+            "Worker", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "WorkerTestSupport", "mesh-worker"]),
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
         .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
                 resources: [.copy("Fixtures")]),

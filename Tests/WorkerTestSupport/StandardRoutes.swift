@@ -14,8 +14,8 @@ public enum TestFixtures {
         return Array(data)
     }
 
-    /// A PNG that is only a signature and a valid IHDR claiming `width`×`height` pixels (plus an
-    /// IEND): a decompression bomb's header, rejected from the header before any allocation.
+    /// A PNG that is only a signature, a valid IHDR claiming `width`×`height` pixels, a tiny IDAT and
+    /// an IEND: a decompression bomb's header, rejected from the header before any allocation.
     public static func pngHeader(width: UInt32, height: UInt32) -> [UInt8] {
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
@@ -24,6 +24,8 @@ public enum TestFixtures {
             out += be(UInt32(data.count)) + typed + be(crc32(typed))
         }
         chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+        // A few compressed bytes: libpng wants an IDAT before it reports the header.
+        chunk("IDAT", [0x78, 0x9C, 0x63, 0x60, 0xA0, 0x0C, 0x00, 0x00, 0x00, 0x40, 0x00, 0x01])
         chunk("IEND", [])
         return out
     }

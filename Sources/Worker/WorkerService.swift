@@ -1,0 +1,431 @@
+import AMQP
+import Fetch
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The queue front: consumes the work queue, runs up to `poolSize` jobs at once on dedicated threads,
+/// and settles each one as the design says:
+/// - success → result event (confirmed) → ack;
+/// - permanent failure → failure event (confirmed) → original body and properties republished to the
+///   dead-letter exchange with `x-exception-message`, `x-error-code`, `x-original-exchange`,
+///   `x-original-routingKey`, `x-attempts`, … (confirmed, mandatory) → ack;
+/// - transient failure with retries left → republished to the retry queue for its delay with
+///   `x-attempts` raised (confirmed, mandatory) → ack.
+/// When a publish cannot be confirmed the job is not acked: it is nacked back to the queue (or, when
+/// the connection was lost, redelivered by the broker), so nothing is dropped without a trace.
+///
+/// One `AMQPClient` I/O thread owns the connection and keeps heartbeats serviced; pool threads hand
+/// their publishes and acks to it. `requestShutdown()` (SIGTERM/SIGINT via `installSignalHandlers`)
+/// drains: stop consuming, requeue jobs not started, give running ones `drainGrace` seconds, requeue
+/// what is still running, close. `run()` then returns.
+public final class WorkerService: @unchecked Sendable {
+    public let configuration: WorkerConfiguration
+    public let metrics: WorkerMetrics
+    public let log: WorkerLog
+    private let processor: JobProcessor
+    private let client: AMQPClient
+    private let keyedLocks = KeyedLocks()
+    private let state = NSLock()
+    private var settlements: [String: Bool] = [:]  // in-flight delivery → settled (or being settled)
+    private var draining = false
+    private var shutdownRequested = false
+    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+    private var readyCount = 0
+    private var health: HealthServer?
+
+    /// - Parameters:
+    ///   - generator: the engine (the `Pipeline`; `BoxModelGenerator` for plumbing checks).
+    ///   - log: where structured logs go (standard error by default).
+    public init(configuration: WorkerConfiguration, generator: any ModelGenerating, log: WorkerLog? = nil) {
+        self.configuration = configuration
+        let log = log ?? WorkerLog(minimumLevel: configuration.logLevel)
+        self.log = log
+        let metrics = WorkerMetrics()
+        self.metrics = metrics
+        processor = JobProcessor(store: OutputStore(root: configuration.uploadsRoot),
+                                 fetcher: Fetcher(options: configuration.fetch), generator: generator,
+                                 retryPolicy: configuration.retry, decodeLimits: configuration.decodeLimits,
+                                 blasThreads: configuration.blasThreads, metrics: metrics)
+        let counter = ReadyCounter()
+        client = AMQPClient(
+            configuration: configuration.amqp, topology: configuration.topology,
+            consumer: AMQPConsumerSpec(queue: configuration.queues.workQueue,
+                                       prefetch: UInt16(clamping: configuration.poolSize)),
+            options: AMQPClientOptions(reconnect: configuration.reconnect),
+            logger: Logger(label: "amqp") { _ in WorkerLogHandler(log: log.with("component", "amqp")) },
+            onEvent: { event in
+                switch event {
+                case .ready(let id):
+                    if counter.increment() > 1 { metrics.recordReconnect() }
+                    log.info("connected and consuming", [("connectionID", "\(id)")])
+                case .connectionLost(let error):
+                    log.warning("connection lost; running jobs will be redelivered", [("error", "\(error)")])
+                case .reconnectScheduled(let attempt, let delay, let error):
+                    log.warning("reconnecting", [("attempt", "\(attempt)"), ("delay", "\(delay)"), ("error", "\(error)")])
+                case .consumerCancelled(let tag):
+                    log.warning("consumer cancelled by the broker", [("consumerTag", tag)])
+                case .returned(let message):
+                    log.error("publish returned unroutable", [("exchange", message.exchange), ("routingKey", message.routingKey)])
+                case .blocked(let reason):
+                    log.warning("broker blocked the connection", [("reason", reason)])
+                case .unblocked:
+                    log.info("broker unblocked the connection")
+                case .stopped:
+                    log.info("AMQP client stopped")
+                }
+            })
+    }
+
+    /// Connected, consuming and not draining.
+    public var isReady: Bool {
+        state.lock(); defer { state.unlock() }
+        return !draining && client.isReady
+    }
+
+    /// The port the HTTP endpoints listen on, once `run()` has started them.
+    public var httpPort: UInt16? {
+        state.lock(); defer { state.unlock() }
+        return health?.port
+    }
+
+    /// Asks `run()` to drain and return. Safe from any thread; later calls do nothing.
+    public func requestShutdown() {
+        state.lock()
+        shutdownRequested = true
+        let waiters = shutdownWaiters
+        shutdownWaiters.removeAll()
+        state.unlock()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Routes SIGTERM and SIGINT to `requestShutdown()`. Keep the returned sources alive.
+    public func installSignalHandlers() -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                self?.log.info("signal received: draining", [("signal", number == SIGTERM ? "SIGTERM" : "SIGINT")])
+                self?.requestShutdown()
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// Runs until `requestShutdown()`, then drains and returns.
+    /// - Throws: when the uploads root cannot be created or the HTTP port cannot be bound.
+    public func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let store = processor.store
+        try store.prepare()
+        for path in store.removeStaleTemporaries() {
+            log.info("removed a partial file left by a crashed worker", [("path", path)])
+        }
+        if let port = configuration.httpPort {
+            let server = try HealthServer(host: configuration.httpHost, port: port, probes: HealthServer.Probes(
+                ready: { [weak self] in self?.isReady ?? false },
+                metrics: { [weak self] in
+                    guard let self else { return "" }
+                    return self.metrics.render(connected: self.client.connectionID != nil, consuming: self.client.isReady)
+                }))
+            state.withLock { health = server }
+            log.info("HTTP endpoints listening", [("port", "\(server.port)")])
+        }
+        log.info("starting", [("queue", configuration.queues.workQueue), ("poolSize", "\(configuration.poolSize)"),
+                              ("uploads", configuration.uploadsRoot.path), ("broker", "\(configuration.amqp)")])
+        let pool = JobPool<AMQPDelivery>(threads: configuration.poolSize, name: "mesh-worker.job") { [self] delivery in
+            handle(delivery)
+        }
+        client.start()
+        let consumer = Task { [client, self] in
+            for await delivery in client.messages {
+                if isDraining {
+                    _ = await client.nack(delivery, requeue: true)
+                    continue
+                }
+                register(delivery)
+                pool.submit(delivery)
+            }
+        }
+
+        await waitForShutdownRequest()
+        await drain(pool: pool)
+        consumer.cancel()
+        pool.stop()
+        health?.close()
+        log.info("stopped")
+    }
+
+    private var isDraining: Bool {
+        state.lock(); defer { state.unlock() }
+        return draining
+    }
+
+    private func waitForShutdownRequest() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            state.lock()
+            if shutdownRequested {
+                state.unlock()
+                continuation.resume()
+            } else {
+                shutdownWaiters.append(continuation)
+                state.unlock()
+            }
+        }
+    }
+
+    private func drain(pool: JobPool<AMQPDelivery>) async {
+        state.withLock { draining = true }
+        log.info("draining: no new jobs", [("grace", "\(configuration.drainGrace)s")])
+        await client.stopConsuming()
+        for delivery in pool.takeWaiting() where claimSettlement(delivery) {
+            let result = await client.nack(delivery, requeue: true)
+            finishSettlement(delivery)
+            metrics.recordOutcome("requeued")
+            log.info("requeued a job that had not started", [("deliveryTag", "\(delivery.deliveryTag)"), ("result", "\(result)")])
+        }
+        let deadline = Date().addingTimeInterval(configuration.drainGrace)
+        while pool.load > 0 && Date() < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        // Still running after the grace period: requeue them. Their threads may finish later; they
+        // find the settlement taken and publish nothing.
+        for delivery in unsettledDeliveries() where claimSettlement(delivery) {
+            let result = await client.nack(delivery, requeue: true)
+            finishSettlement(delivery)
+            metrics.recordOutcome("requeued")
+            log.warning("grace period over: requeued a running job", [("deliveryTag", "\(delivery.deliveryTag)"), ("result", "\(result)")])
+        }
+        // Jobs that were settling when the grace ended get a moment to finish their publishes.
+        let settleDeadline = Date().addingTimeInterval(5)
+        while inFlightCount > 0 && Date() < settleDeadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        await client.shutdown()
+    }
+
+    // MARK: In-flight bookkeeping: exactly one party settles each delivery.
+
+    private static func key(_ d: AMQPDelivery) -> String { "\(d.connectionID)/\(d.channel)/\(d.deliveryTag)" }
+
+    private func register(_ delivery: AMQPDelivery) {
+        state.lock(); settlements[Self.key(delivery)] = false; state.unlock()
+    }
+
+    /// True for the first caller only.
+    private func claimSettlement(_ delivery: AMQPDelivery) -> Bool {
+        state.lock(); defer { state.unlock() }
+        guard settlements[Self.key(delivery)] == false else { return false }
+        settlements[Self.key(delivery)] = true
+        return true
+    }
+
+    private func finishSettlement(_ delivery: AMQPDelivery) {
+        state.lock(); settlements[Self.key(delivery)] = nil; state.unlock()
+    }
+
+    private func unsettledDeliveries() -> [AMQPDelivery] {
+        state.lock(); defer { state.unlock() }
+        return runningDeliveries.filter { settlements[Self.key($0)] == false }
+    }
+
+    private var runningDeliveries: [AMQPDelivery] = []
+
+    private var inFlightCount: Int {
+        state.lock(); defer { state.unlock() }
+        return settlements.count
+    }
+
+    // MARK: One job, on a pool thread.
+
+    private func handle(_ delivery: AMQPDelivery) {
+        state.lock(); runningDeliveries.append(delivery); state.unlock()
+        defer {
+            state.lock()
+            runningDeliveries.removeAll { Self.key($0) == Self.key(delivery) }
+            state.unlock()
+        }
+        var jobLog = log.with("deliveryTag", "\(delivery.deliveryTag)")
+        let parsed = try? Job.parse(delivery.body)
+        if let parsed { jobLog = jobLog.with("memberId", "\(parsed.memberId)") }
+        if let id = delivery.properties.messageId { jobLog = jobLog.with("messageId", id) }
+        jobLog.info("job started", [("attempt", "\(JobProcessor.attempt(of: delivery))"),
+                                    ("redelivered", "\(delivery.redelivered)")])
+        metrics.jobStarted()
+        defer { metrics.jobEnded() }
+
+        let jobKey = OutputStore.jobKey(messageId: delivery.properties.messageId, body: delivery.body)
+        let outcome = keyedLocks.withLock(jobKey) { processor.process(delivery, log: jobLog) }
+        guard claimSettlement(delivery) else {
+            jobLog.warning("job finished after it was requeued by the drain; the broker redelivers it")
+            return
+        }
+        defer { finishSettlement(delivery) }
+        settle(delivery, outcome, parsed: parsed, log: jobLog)
+    }
+
+    private func settle(_ delivery: AMQPDelivery, _ outcome: JobOutcome, parsed: Job?, log jobLog: WorkerLog) {
+        let names = configuration.queues
+        var publishes: [AMQPOutgoingMessage] = []
+        let outcomeName: String
+        var errorCode: String?
+        switch outcome {
+        case .succeeded(let event):
+            publishes = [eventMessage(event)]
+            outcomeName = "succeeded"
+            for (stage, ms) in event.durationsMs { metrics.observeStage(stage, seconds: ms / 1000) }
+            jobLog.info("job succeeded", [("model", event.modelPath ?? ""), ("vertices", "\(event.vertexCount ?? 0)"),
+                                          ("faces", "\(event.faceCount ?? 0)"), ("alreadyDone", "\(event.alreadyDone ?? false)"),
+                                          ("totalMs", String(format: "%.1f", event.durationsMs["total"] ?? 0))])
+        case .failed(let event, let failure):
+            publishes = [eventMessage(event), deadLetterMessage(delivery, failure)]
+            outcomeName = "failed"
+            errorCode = failure.code
+            jobLog.warning("job failed permanently: dead-lettering", [("errorCode", failure.code), ("error", failure.message)])
+        case .retry(let delayIndex, let attempt, let failure):
+            publishes = [retryMessage(delivery, failure, attempt: attempt,
+                                      queue: configuration.retry.retryQueueName(workQueue: names.workQueue, delayIndex: delayIndex))]
+            outcomeName = "retried"
+            errorCode = failure.code
+            jobLog.warning("job failed transiently: retrying later",
+                           [("errorCode", failure.code), ("error", failure.message), ("attempt", "\(attempt)"),
+                            ("delaySeconds", "\(configuration.retry.delays[delayIndex])")])
+        }
+        for message in publishes {
+            if case .failure(let error) = publishAndWait(message) {
+                switch error {
+                case .connectionLost, .notConnected, .shutDown:
+                    jobLog.warning("publish not confirmed: connection lost; the broker redelivers the job",
+                                   [("exchange", message.exchange), ("error", "\(error)")])
+                default:
+                    jobLog.error("publish not confirmed: requeueing the job", [("exchange", message.exchange), ("error", "\(error)")])
+                    Thread.sleep(forTimeInterval: 1)  // no hot loop when the broker keeps refusing
+                    _ = settleAndWait { client.nack(delivery, requeue: true, onComplete: $0) }
+                }
+                metrics.recordOutcome("requeued")
+                return
+            }
+        }
+        let acked = settleAndWait { client.ack(delivery, onComplete: $0) }
+        if acked != .sent {
+            jobLog.warning("ack not sent; the broker redelivers the job (the model is not made twice)", [("result", "\(acked)")])
+        }
+        metrics.recordOutcome(outcomeName, errorCode: errorCode)
+        if let parsed, outcomeName != "retried" {
+            metrics.observeQueueToDone(seconds: Date().timeIntervalSince1970 - Double(parsed.timestamp) / 1000)
+        }
+    }
+
+    // MARK: Messages
+
+    private func eventMessage(_ event: ResultEvent) -> AMQPOutgoingMessage {
+        AMQPOutgoingMessage(
+            exchange: configuration.queues.resultExchange, routingKey: event.routingKey, body: event.encoded(),
+            properties: AMQPProperties(contentType: "application/json", contentEncoding: "utf-8",
+                                       correlationId: event.correlationId, messageId: event.messageId,
+                                       timestamp: UInt64(Date().timeIntervalSince1970), type: event.routingKey,
+                                       appId: "mesh-worker"))
+    }
+
+    /// The original body and properties plus error headers (Spring's `RepublishMessageRecoverer` names).
+    private func deadLetterMessage(_ delivery: AMQPDelivery, _ failure: JobFailure) -> AMQPOutgoingMessage {
+        var properties = delivery.properties
+        properties.deliveryMode = .persistent
+        properties.headers["x-exception-message"] = .string(failure.message)
+        properties.headers["x-error-code"] = .string(failure.code)
+        properties.headers["x-failure-kind"] = .string(failure.kind.rawValue)
+        if properties.headers["x-original-exchange"] == nil {
+            properties.headers["x-original-exchange"] = .string(delivery.exchange)
+        }
+        if properties.headers["x-original-routingKey"] == nil {
+            properties.headers["x-original-routingKey"] = .string(delivery.routingKey)
+        }
+        properties.headers[RetryPolicy.attemptsHeader] = .int(Int64(JobProcessor.attempt(of: delivery)))
+        properties.headers["x-failed-at"] = .int(JobProcessor.nowMilliseconds())
+        properties.headers["x-worker"] = .string(JobProcessor.workerName)
+        return AMQPOutgoingMessage(exchange: configuration.queues.deadLetterExchange,
+                                   routingKey: configuration.queues.workQueue, body: delivery.body,
+                                   properties: properties, mandatory: true)
+    }
+
+    private func retryMessage(_ delivery: AMQPDelivery, _ failure: JobFailure, attempt: Int, queue: String) -> AMQPOutgoingMessage {
+        var properties = delivery.properties
+        properties.deliveryMode = .persistent
+        properties.headers[RetryPolicy.attemptsHeader] = .int(Int64(attempt))
+        properties.headers["x-last-error-code"] = .string(failure.code)
+        properties.headers["x-last-error-message"] = .string(failure.message)
+        if properties.headers["x-original-exchange"] == nil {
+            properties.headers["x-original-exchange"] = .string(delivery.exchange)
+        }
+        if properties.headers["x-original-routingKey"] == nil {
+            properties.headers["x-original-routingKey"] = .string(delivery.routingKey)
+        }
+        return AMQPOutgoingMessage(exchange: "", routingKey: queue, body: delivery.body, properties: properties, mandatory: true)
+    }
+
+    // MARK: Blocking bridges for pool threads
+
+    private func publishAndWait(_ message: AMQPOutgoingMessage) -> Result<Void, AMQPError> {
+        let box = Box<Result<Void, AMQPError>>()
+        client.publish(message) { box.set($0) }
+        return box.wait()
+    }
+
+    private func settleAndWait(_ send: (@escaping @Sendable (AMQPSettleResult) -> Void) -> Void) -> AMQPSettleResult {
+        let box = Box<AMQPSettleResult>()
+        send { box.set($0) }
+        return box.wait()
+    }
+}
+
+/// A value handed from the I/O thread to a waiting pool thread.
+final class Box<Value: Sendable>: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private var value: Value?
+    func set(_ value: Value) {
+        self.value = value
+        semaphore.signal()
+    }
+    func wait() -> Value {
+        semaphore.wait()
+        return value!
+    }
+}
+
+final class ReadyCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() -> Int {
+        lock.lock(); defer { lock.unlock() }
+        count += 1
+        return count
+    }
+}
+
+/// Sends swift-log records (from the AMQP module) into the worker's JSON lines.
+struct WorkerLogHandler: LogHandler {
+    var log: WorkerLog
+    var metadata: Logging.Logger.Metadata = [:]
+    var logLevel: Logging.Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logging.Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let extra = event.metadata
+        let message = event.message
+        let mapped: WorkerLog.Level = switch event.level {
+        case .trace, .debug: .debug
+        case .info, .notice: .info
+        case .warning: .warning
+        case .error, .critical: .error
+        }
+        let pairs = (metadata.merging(extra ?? [:]) { $1 }).map { ($0.key, "\($0.value)") }.sorted { $0.0 < $1.0 }
+        log.log(mapped, message.description, pairs)
+    }
+}

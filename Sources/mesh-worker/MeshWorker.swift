@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import Worker
+
+/// `mesh-worker`: consumes `model3d.upload.queue`, downloads each photo, makes its model, saves the
+/// files, reports the result and acknowledges the job. Everything happens in the `Worker` module.
+@main
+struct MeshWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh-worker",
+        abstract: "Turn queued photo uploads into 3D models (RabbitMQ worker).",
+        discussion: """
+        Consumes jobs {"imageUrl", "memberId", "timestamp"} from the work queue and writes
+        uploads/image_{memberId}_{yyyyMMdd_HHmmss}.{jpg|png} and
+        uploads/models/model3d_{memberId}_{yyyyMMdd_HHmmss}.obj (timestamp in UTC). Results go to the
+        result exchange (routing keys model3d.result.succeeded / .failed); permanent failures are
+        republished to the dead-letter exchange with x-error-code and x-exception-message headers;
+        transient ones are retried through per-delay retry queues. SIGTERM or SIGINT drains and exits 0.
+        HTTP: /healthz, /readyz, /metrics (Prometheus).
+        """)
+
+    @OptionGroup var options: MeshWorkerOptions
+
+    @Option(help: ArgumentHelp("Model generator: box writes a box sized by the photo's aspect, for checking the queue plumbing (env WORKER_ENGINE; default box until the Pipeline engine is wired).",
+                               valueName: "name"))
+    var engine: String?
+
+    @Option(help: ArgumentHelp("Seconds the box engine waits per job, standing in for engine time (env WORKER_BOX_DELAY; default 0).",
+                               valueName: "seconds"))
+    var boxDelay: Double?
+
+    func validate() throws {
+        let name = engine ?? ProcessInfo.processInfo.environment["WORKER_ENGINE"] ?? "box"
+        guard name == "box" else { throw ValidationError("unknown engine \"\(name)\" (known: box)") }
+    }
+
+    func run() async throws {
+        let configuration = try options.configuration()
+        let delay = boxDelay ?? ProcessInfo.processInfo.environment["WORKER_BOX_DELAY"].flatMap(Double.init) ?? 0
+        let service = WorkerService(configuration: configuration,
+                                    generator: BoxModelGenerator(delay: delay, decodeLimits: configuration.decodeLimits))
+        let signals = service.installSignalHandlers()
+        try await service.run()
+        withExtendedLifetime(signals) {}
+    }
+}

@@ -1,0 +1,124 @@
+import AMQP
+import Fetch
+import Foundation
+import Testing
+import Worker
+import WorkerTestSupport
+
+/// One HTTP server for the whole test process.
+let httpServer: TestHTTPServer = {
+    let server = try! TestHTTPServer()
+    server.installStandardRoutes()
+    return server
+}()
+
+/// Downloads may reach loopback only because tests allow it explicitly.
+let testFetchOptions = FetchOptions(connectTimeout: 5, totalTimeout: 10, maxBytes: 10 * 1024 * 1024,
+                                    addressPolicy: AddressPolicy(allowList: "127.0.0.0/8")!)
+
+func delivery(_ json: String, messageId: String? = nil, attempts: Int? = nil, tag: UInt64 = 1) -> AMQPDelivery {
+    var properties = AMQPProperties(contentType: "application/json", headers: ["__TypeId__": "com.myroom.Model3DRequest"],
+                                    messageId: messageId)
+    if let attempts { properties.headers[RetryPolicy.attemptsHeader] = .int(Int64(attempts)) }
+    return AMQPDelivery(connectionID: 1, channel: 1, deliveryTag: tag, redelivered: false, exchange: "",
+                        routingKey: "model3d.upload.queue", consumerTag: "c", properties: properties, body: Array(json.utf8))
+}
+
+func jobJSON(url: String, member: Int64, timestamp: Int64 = 1_704_729_600_000) -> String {
+    #"{"imageUrl":"\#(url)","memberId":\#(member),"timestamp":\#(timestamp)}"#
+}
+
+@Suite struct JobProcessorTests {
+    let root = temporaryDirectory("processor")
+    var processor: JobProcessor {
+        JobProcessor(store: OutputStore(root: root), fetcher: Fetcher(options: testFetchOptions),
+                     generator: BoxModelGenerator(), retryPolicy: RetryPolicy(delays: [1, 2]))
+    }
+    let log = WorkerLog(minimumLevel: .error)
+
+    init() throws { try OutputStore(root: root).prepare() }
+
+    @Test func successWritesImageAndModelAndRedeliveryDoesNotRegenerate() throws {
+        let d = delivery(jobJSON(url: httpServer.url("/img/photo_1.png"), member: 99), messageId: "msg-ok")
+        guard case .succeeded(let event) = processor.process(d, log: log) else {
+            Issue.record("expected success")
+            return
+        }
+        #expect(event.imagePath == "image_99_20240108_160000.png")
+        #expect(event.modelPath == "models/model3d_99_20240108_160000.obj")
+        #expect(event.vertexCount == 8 && event.faceCount == 12)
+        #expect(event.messageId == "msg-ok" && event.correlationId == "msg-ok")
+        #expect(event.durationsMs["download"] != nil && event.durationsMs["decode"] != nil && event.durationsMs["total"] != nil)
+        #expect(OBJSummary(contentsOf: root.appendingPathComponent(event.modelPath!)) != nil)
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(event.imagePath!).path))
+
+        let hits = httpServer.hitCount("/img/photo_1.png")
+        guard case .succeeded(let again) = processor.process(d, log: log) else {
+            Issue.record("expected success on redelivery")
+            return
+        }
+        #expect(again.alreadyDone == true)
+        #expect(again.modelPath == event.modelPath)
+        #expect(httpServer.hitCount("/img/photo_1.png") == hits)  // not downloaded again
+        let models = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("models").path)
+        #expect(models == ["model3d_99_20240108_160000.obj"])
+    }
+
+    @Test func twoJobsInTheSameSecondKeepTheirOwnFiles() throws {
+        let a = delivery(jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: 5, timestamp: 1_704_729_600_100), messageId: "a")
+        let b = delivery(jobJSON(url: httpServer.url("/img/photo_3.png"), member: 5, timestamp: 1_704_729_600_900), messageId: "b")
+        guard case .succeeded(let ea) = processor.process(a, log: log), case .succeeded(let eb) = processor.process(b, log: log) else {
+            Issue.record("expected two successes")
+            return
+        }
+        #expect(ea.modelPath == "models/model3d_5_20240108_160000.obj")
+        #expect(eb.modelPath != ea.modelPath)
+        #expect(eb.modelPath?.hasPrefix("models/model3d_5_20240108_160000_") == true)
+        #expect(eb.imagePath?.hasSuffix(".png") == true)
+    }
+
+    @Test(arguments: [
+        ("{oops", "malformed_json"),
+        (#"{"memberId":1,"timestamp":1}"#, "missing_field"),
+        (#"{"imageUrl":"http://127.0.0.1/x.jpg","memberId":-3,"timestamp":1}"#, "invalid_field"),
+        (jobJSON(url: "file:///etc/passwd", member: 1), "unsupported_scheme"),
+        (jobJSON(url: "ftp://127.0.0.1/x.jpg", member: 1), "unsupported_scheme"),
+        (jobJSON(url: httpServer.url("/status/404"), member: 1), "http_404"),
+        (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 1), "not_an_image"),
+        (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 1), "file_too_large"),
+        (jobJSON(url: httpServer.url("/huge-png"), member: 1), "image_too_large"),
+    ])
+    func permanentFailures(json: String, code: String) throws {
+        guard case .failed(let event, let failure) = processor.process(delivery(json), log: log) else {
+            Issue.record("expected a permanent failure for \(json)")
+            return
+        }
+        #expect(failure.code == code)
+        #expect(failure.kind == .permanent)
+        #expect(event.status == .failed && event.errorCode == code)
+        // Nothing is left under the uploads root for a failed job.
+        let images = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("image_") }
+        #expect(images.isEmpty)
+    }
+
+    @Test func transientFailuresRetryThenGiveUp() {
+        let url = httpServer.url("/status/503")
+        guard case .retry(let index, let attempt, let failure) = processor.process(delivery(jobJSON(url: url, member: 3)), log: log) else {
+            Issue.record("expected a retry")
+            return
+        }
+        #expect(index == 0 && attempt == 1 && failure.code == "http_503")
+        guard case .retry(let index2, let attempt2, _) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 1), log: log) else {
+            Issue.record("expected a second retry")
+            return
+        }
+        #expect(index2 == 1 && attempt2 == 2)
+        guard case .failed(let event, let final) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 2), log: log) else {
+            Issue.record("expected the last attempt to fail permanently")
+            return
+        }
+        #expect(final.kind == .permanent && final.code == "http_503")
+        #expect(final.message.contains("gave up after 3 attempts"))
+        #expect(event.attempts == 3)
+    }
+}

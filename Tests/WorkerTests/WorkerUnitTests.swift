@@ -1,0 +1,210 @@
+import AMQP
+import ArgumentParser
+import Fetch
+import Foundation
+import Testing
+import Worker
+import WorkerTestSupport
+
+func body(_ json: String) -> [UInt8] { Array(json.utf8) }
+
+func temporaryDirectory(_ label: String = "worker") -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite struct JobParsingTests {
+    @Test func parsesContractMessageAndIgnoresUnknownFields() throws {
+        let job = try Job.parse(body(#"{"imageUrl":"http://example.com/a.jpg","memberId":12345,"timestamp":1704729600000,"extra":{"x":[1,2]}}"#))
+        #expect(job == Job(imageURL: "http://example.com/a.jpg", memberId: 12345, timestamp: 1_704_729_600_000))
+    }
+
+    @Test func acceptsNumericStrings() throws {
+        let job = try Job.parse(body(#"{"imageUrl":"http://e/a.jpg","memberId":"7","timestamp":"1704729600000"}"#))
+        #expect(job.memberId == 7)
+    }
+
+    @Test(arguments: [
+        ("not json at all", JobError.Code.malformedJSON, nil as String?),
+        ("[1,2,3]", .malformedJSON, nil),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":1}"#, .missingField, "timestamp"),
+        (#"{"memberId":1,"timestamp":1}"#, .missingField, "imageUrl"),
+        (#"{"imageUrl":"http://e/a.jpg","timestamp":1}"#, .missingField, "memberId"),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":-5,"timestamp":1}"#, .invalidField, "memberId"),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":0,"timestamp":1}"#, .invalidField, "memberId"),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":1.5,"timestamp":1}"#, .invalidField, "memberId"),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":true,"timestamp":1}"#, .invalidField, "memberId"),
+        (#"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":-1}"#, .invalidField, "timestamp"),
+        (#"{"imageUrl":42,"memberId":1,"timestamp":1}"#, .invalidField, "imageUrl"),
+        (#"{"imageUrl":"  ","memberId":1,"timestamp":1}"#, .invalidField, "imageUrl"),
+        (#"{"imageUrl":null,"memberId":1,"timestamp":1}"#, .missingField, "imageUrl"),
+    ])
+    func rejectsBadMessages(json: String, code: JobError.Code, field: String?) {
+        #expect(throws: JobError.self) { try Job.parse(body(json)) }
+        do {
+            _ = try Job.parse(body(json))
+        } catch {
+            #expect(error.code == code)
+            #expect(error.field == field)
+        }
+    }
+}
+
+@Suite struct OutputStoreTests {
+    @Test(arguments: [(Int64(1_704_729_600_000), "20240108_160000"), (0, "19700101_000000"),
+                      (951_782_400_999, "20000229_000000"), (1_709_251_199_000, "20240229_235959"),
+                      (253_402_300_799_999, "99991231_235959")])
+    func stampsInUTC(ms: Int64, expected: String) {
+        #expect(OutputStore.stamp(epochMilliseconds: ms) == expected)
+    }
+
+    @Test func sameMemberAndSecondGetDistinctStemsAndRedeliveryReusesItsOwn() throws {
+        let store = OutputStore(root: temporaryDirectory())
+        try store.prepare()
+        let job = Job(imageURL: "http://e/a.jpg", memberId: 42, timestamp: 1_704_729_600_000)
+        let first = try store.claim(job: job, key: "id:A")
+        let second = try store.claim(job: Job(imageURL: "http://e/b.jpg", memberId: 42, timestamp: 1_704_729_600_500),
+                                     key: "id:B")
+        #expect(first.stem == "42_20240108_160000")
+        #expect(second.stem.hasPrefix("42_20240108_160000_"))
+        #expect(second.stem.count == first.stem.count + 9)
+        #expect(first.modelBaseName == "model3d_42_20240108_160000")
+        #expect(first.imageName(fileExtension: "jpg") == "image_42_20240108_160000.jpg")
+        // A redelivery of A finds A's claim.
+        let again = try store.claim(job: job, key: "id:A")
+        #expect(again == first)
+        #expect(again.completed == nil)
+        let record = OutputStore.CompletionRecord(imagePath: "image_42_20240108_160000.jpg",
+                                                  modelPaths: ["models/model3d_42_20240108_160000.obj"],
+                                                  vertexCount: 8, faceCount: 12, stageMilliseconds: ["mesh": 1], finishedAt: 5)
+        try store.complete(stem: first.stem, record: record)
+        #expect(try store.claim(job: job, key: "id:A").completed == record)
+        #expect(try store.claim(job: job, key: "id:B") == second)
+    }
+
+    @Test func jobKeyPrefersMessageIdThenBodyHash() {
+        #expect(OutputStore.jobKey(messageId: "m1", body: [1]) == "id:m1")
+        #expect(OutputStore.jobKey(messageId: nil, body: [1, 2]) == OutputStore.jobKey(messageId: "", body: [1, 2]))
+        #expect(OutputStore.jobKey(messageId: nil, body: [1, 2]) != OutputStore.jobKey(messageId: nil, body: [1, 3]))
+    }
+
+    @Test func atomicWriteLeavesNoTemporaryAndStaleTemporariesAreRemoved() throws {
+        let store = OutputStore(root: temporaryDirectory())
+        try store.prepare()
+        let target = store.modelsDirectory.appendingPathComponent("model3d_1_20240101_000000.obj")
+        try OutputStore.writeAtomically(Array("v 0 0 0\n".utf8), to: target)
+        #expect(try String(contentsOf: target, encoding: .utf8) == "v 0 0 0\n")
+        // A temporary of a dead process on this host, one of a live process (ours), one of another host.
+        let dead = store.modelsDirectory.appendingPathComponent(".tmp-\(OutputStore.hostTag)-999999-ab-model3d_x.obj")
+        let live = OutputStore.temporaryURL(for: target)
+        let foreign = store.root.appendingPathComponent(".tmp-otherhost-1-cd-image_x.jpg")
+        for url in [dead, live, foreign] { try Data("partial".utf8).write(to: url) }
+        let removed = store.removeStaleTemporaries()
+        #expect(removed == [dead.path])
+        #expect(FileManager.default.fileExists(atPath: live.path))
+        #expect(FileManager.default.fileExists(atPath: foreign.path))
+        // Old enough, any owner goes.
+        let later = store.removeStaleTemporaries(maxAge: 3600, now: Date().addingTimeInterval(7200))
+        #expect(Set(later) == Set([live.path, foreign.path]))
+    }
+}
+
+@Suite struct PolicyAndFormatTests {
+    @Test func retryPolicyBoundsAttempts() {
+        let policy = RetryPolicy(delays: [5, 30, 120])
+        #expect(policy.maxAttempts == 4)
+        #expect(policy.retryDelayIndex(afterAttempt: 1) == 0)
+        #expect(policy.retryDelayIndex(afterAttempt: 3) == 2)
+        #expect(policy.retryDelayIndex(afterAttempt: 4) == nil)
+        #expect(policy.retryQueueName(workQueue: "model3d.upload.queue", delayIndex: 1) == "model3d.upload.queue.retry.30000ms")
+    }
+
+    @Test func classifiesErrors() {
+        #expect(JobFailure(classifying: FetchError.httpStatus(503)).kind == .transient)
+        #expect(JobFailure(classifying: FetchError.httpStatus(404)) == JobFailure(kind: .permanent, code: "http_404",
+                                                                                  message: "the server answered HTTP 404"))
+        #expect(JobFailure(classifying: JobError(code: .invalidField, message: "m")).code == "invalid_field")
+        #expect(JobFailure(classifying: POSIXError(.ENOSPC)).kind == .transient)
+        struct EngineBug: Error {}
+        #expect(JobFailure(classifying: EngineBug()).code == "generation_failed")
+    }
+
+    @Test func resultEventJSON() throws {
+        let event = ResultEvent(status: .succeeded, memberId: 7, timestamp: 1, modelPath: "models/m.obj",
+                                durationsMs: ["total": 2], finishedAt: 3, worker: "h:1")
+        let object = try #require(JSONSerialization.jsonObject(with: Data(event.encoded())) as? [String: Any])
+        #expect(object["status"] as? String == "succeeded")
+        #expect(object["modelPath"] as? String == "models/m.obj")
+        #expect(object["errorCode"] == nil)
+        #expect(event.routingKey == "model3d.result.succeeded")
+    }
+
+    @Test func metricsRenderPrometheusText() {
+        let metrics = WorkerMetrics()
+        metrics.recordOutcome("succeeded")
+        metrics.recordOutcome("failed", errorCode: "http_404")
+        metrics.observeStage("download", seconds: 0.02)
+        metrics.addDownloadBytes(1234)
+        let text = metrics.render(connected: true, consuming: false)
+        #expect(text.contains("mesh_worker_jobs_total{outcome=\"succeeded\"} 1"))
+        #expect(text.contains("mesh_worker_failures_total{code=\"http_404\"} 1"))
+        #expect(text.contains("mesh_worker_stage_duration_seconds_bucket{stage=\"download\",le=\"0.025\"} 1"))
+        #expect(text.contains("mesh_worker_stage_duration_seconds_count{stage=\"download\"} 1"))
+        #expect(text.contains("mesh_worker_download_bytes_total 1234"))
+        #expect(text.contains("mesh_worker_amqp_consuming 0"))
+    }
+
+    @Test func boxGeneratorWritesAClosedBoxShapedByTheAspect() throws {
+        let dir = temporaryDirectory()
+        let result = try BoxModelGenerator().generate(imageBytes: TestFixtures.bytes("photo_2.jpg"),
+                                                      imageURL: dir.appendingPathComponent("x.jpg"), modelsDirectory: dir,
+                                                      baseName: "model3d_1_20240101_000000", blasThreads: 1)
+        let summary = try #require(OBJSummary(contentsOf: result.modelFiles[0]))
+        #expect(summary == OBJSummary(text: try String(contentsOf: result.modelFiles[0], encoding: .utf8)))
+        #expect(summary.vertices == 8 && summary.faces == 12)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model3d_1_20240101_000000.obj"])
+    }
+}
+
+@Suite struct MeshWorkerOptionsTests {
+    @Test func flagsOverrideEnvironmentAndDefaultsFollowTheContract() throws {
+        let defaults = try MeshWorkerOptions.parse([]).configuration(environment: [:])
+        #expect(defaults.queues == QueueNames())
+        #expect(defaults.queues.workQueue == "model3d.upload.queue")
+        #expect(defaults.retry.delays == [5, 30, 120])
+        #expect(defaults.amqp.heartbeat == 30)
+        #expect(defaults.fetch.addressPolicy.allowed.isEmpty)
+
+        let env = ["AMQP_URL": "amqp://u:p@broker:5673/vh", "AMQP_PASSWORD": "secret", "WORKER_POOL_SIZE": "3",
+                   "WORKER_ALLOW_CIDRS": "10.0.0.0/8", "WORKER_RETRY_DELAYS": "1,2", "UPLOADS_ROOT": "/srv/up"]
+        let config = try MeshWorkerOptions.parse(["--pool-size", "5", "--queue", "q", "--http-port=-1",
+                                                  "--passive-queue", "--heartbeat", "10"]).configuration(environment: env)
+        #expect(config.poolSize == 5)
+        #expect(config.queues.workQueue == "q")
+        #expect(config.httpPort == nil)
+        #expect(config.passiveWorkQueue)
+        #expect(config.amqp.host == "broker" && config.amqp.port == 5673 && config.amqp.virtualHost == "vh")
+        #expect(config.amqp.username == "u" && config.amqp.password == "secret")
+        #expect(config.amqp.heartbeat == 10)
+        #expect(config.fetch.addressPolicy.allowed == [IPNetwork("10.0.0.0/8")!])
+        #expect(config.retry.delays == [1, 2])
+        #expect(config.uploadsRoot.path == "/srv/up")
+        #expect(config.topology.queues.first?.passive == true)
+    }
+
+    @Test(arguments: [["--pool-size", "0"], ["--allow-cidrs", "10.0.0.0/99"], ["--retry-delays", "1,-2"],
+                      ["--log-level", "loud"], ["--amqp-url", "http://broker"]])
+    func rejectsBadSettings(arguments: [String]) {
+        #expect(throws: (any Error).self) { try MeshWorkerOptions.parse(arguments) }
+    }
+
+    @Test func topologyHasRetryQueuesThatDeadLetterBackToTheWorkQueue() throws {
+        let config = WorkerConfiguration(queues: .prefixed("t1"), retry: RetryPolicy(delays: [0.5, 2]))
+        let retry = try #require(config.topology.queues.first { $0.name == "t1.upload.queue.retry.500ms" })
+        #expect(retry.messageTTL == 500)
+        #expect(retry.deadLetterExchange == "")
+        #expect(retry.deadLetterRoutingKey == "t1.upload.queue")
+        #expect(config.topology.bindings.first?.exchange == "t1.upload.dlx")
+    }
+}
