@@ -63,7 +63,7 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Download total timeout, redirects included (env WORKER_DOWNLOAD_TIMEOUT; default 60).", valueName: "seconds"))
     public var downloadTimeout: Double?
 
-    @Option(help: ArgumentHelp(
+    @Option(name: .customLong("allow-cidrs"), help: ArgumentHelp(
         "Comma-separated CIDR blocks that downloads may reach although not public, e.g. 10.0.0.0/8,fd00::/8 (env WORKER_ALLOW_CIDRS; default none: loopback, private, link-local, CGNAT, multicast and reserved addresses are refused).",
         valueName: "cidrs"))
     public var allowCIDRs: String?
@@ -73,7 +73,7 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
         valueName: "list"))
     public var retryDelays: String?
 
-    @Option(help: ArgumentHelp("Port of /healthz, /readyz and /metrics; 0 picks a free port, -1 disables (env WORKER_HTTP_PORT; default 8080).",
+    @Option(help: ArgumentHelp("Port of /healthz, /readyz and /metrics; 0 picks a free port, --http-port=-1 disables (env WORKER_HTTP_PORT; default 8080).",
                                valueName: "port"))
     public var httpPort: Int?
 

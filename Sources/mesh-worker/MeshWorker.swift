@@ -10,13 +10,19 @@ struct MeshWorker: AsyncParsableCommand {
         commandName: "mesh-worker",
         abstract: "Turn queued photo uploads into 3D models (RabbitMQ worker).",
         discussion: """
-        Consumes jobs {"imageUrl", "memberId", "timestamp"} from the work queue and writes
-        uploads/image_{memberId}_{yyyyMMdd_HHmmss}.{jpg|png} and
-        uploads/models/model3d_{memberId}_{yyyyMMdd_HHmmss}.obj (timestamp in UTC). Results go to the
-        result exchange (routing keys model3d.result.succeeded / .failed); permanent failures are
-        republished to the dead-letter exchange with x-error-code and x-exception-message headers;
-        transient ones are retried through per-delay retry queues. SIGTERM or SIGINT drains and exits 0.
-        HTTP: /healthz, /readyz, /metrics (Prometheus).
+        Consumes jobs {"imageUrl", "memberId", "timestamp"} from the work queue and writes \
+        uploads/image_{memberId}_{yyyyMMdd_HHmmss}.{jpg|png} and \
+        uploads/models/model3d_{memberId}_{yyyyMMdd_HHmmss}.obj (the job's timestamp, in UTC).
+
+        Results go to the result exchange with routing key model3d.result.succeeded or \
+        model3d.result.failed. Permanent failures are republished to the dead-letter exchange with \
+        x-error-code and x-exception-message headers; transient ones are retried through per-delay \
+        retry queues ({queue}.retry.{ms}ms), then dead-lettered.
+
+        SIGTERM or SIGINT drains (no new jobs, running ones get the grace period, then are requeued) \
+        and exits 0. HTTP: /healthz, /readyz, /metrics (Prometheus text).
+
+        Every option can also be set in the environment (named in its help); flags win.
         """)
 
     @OptionGroup var options: MeshWorkerOptions

@@ -1,0 +1,164 @@
+import AMQP
+import Foundation
+import Testing
+import Worker
+import WorkerTestSupport
+
+/// Against the real broker (`AMQP_URL`) and the test HTTP server on 127.0.0.1. Each test has its own
+/// queues and exchanges. Serialized: they share two cores with each other's worker pools.
+@Suite(.serialized) struct WorkerIntegrationTests {
+    @Test func twentyValidJobsBecomeTwentyModels() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let root = temporaryDirectory("twenty")
+        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
+        try await worker.waitUntilReady()
+
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for i in 0..<20 {
+            let name = TestFixtures.names[i % TestFixtures.names.count]
+            try harness.publish(jobJSON(url: httpServer.url("/img/\(name)"), member: Int64(1000 + i), timestamp: now),
+                                messageId: "\(harness.prefix)-\(i)")
+        }
+        let events = try harness.events(atLeast: 20)
+        #expect(events.count == 20)
+        #expect(events.allSatisfy { $0.status == .succeeded && $0.alreadyDone == nil })
+        #expect(Set(events.compactMap(\.memberId)) == Set((0..<20).map { Int64(1000 + $0) }))
+        #expect(Set(events.compactMap(\.messageId)) == Set((0..<20).map { "\(harness.prefix)-\($0)" }))
+        for event in events {
+            let model = try #require(event.modelPath)
+            #expect(OBJSummary(contentsOf: root.appendingPathComponent(model)) != nil, "\(model) does not parse")
+            #expect(event.durationsMs["download"] != nil)
+        }
+        let files = filesUnder(root)
+        #expect(files.filter { $0.hasPrefix("models/") && $0.hasSuffix(".obj") }.count == 20)
+        #expect(files.filter { $0.hasPrefix("image_") }.count == 20)
+        #expect(files.filter { $0.hasPrefix("image_") && $0.hasSuffix(".png") }.count == 10)
+        #expect(!files.contains { $0.contains(".tmp-") })
+        #expect(try harness.depth(harness.names.workQueue) == 0)
+        #expect(try harness.depth(harness.names.deadLetterQueue) == 0)
+
+        let port = try #require(worker.service.httpPort)
+        #expect(try httpGet(port: port, path: "/healthz").0 == 200)
+        #expect(try httpGet(port: port, path: "/readyz").0 == 200)
+        let (status, metrics) = try httpGet(port: port, path: "/metrics")
+        #expect(status == 200)
+        #expect(metrics.contains("mesh_worker_jobs_total{outcome=\"succeeded\"} 20"))
+        #expect(metrics.contains("mesh_worker_jobs_in_flight 0"))
+        #expect(metrics.contains("mesh_worker_stage_duration_seconds_count{stage=\"download\"} 20"))
+        #expect(metrics.contains("mesh_worker_queue_to_done_seconds_count 20"))
+        #expect(!metrics.contains("mesh_worker_download_bytes_total 0\n"))
+
+        try await worker.stop()
+        #expect(try httpGet(port: port, path: "/healthz").0 == 0)  // endpoints closed with the worker
+    }
+
+    @Test func badInputsAreDeadLetteredWithTheirCodesAndTheWorkerKeepsConsuming() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let root = temporaryDirectory("bad")
+        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
+        try await worker.waitUntilReady()
+
+        let cases: [(String, String)] = [
+            ("{\"imageUrl\": \"http://x/y.jpg\", \"memberId\": ", "malformed_json"),
+            (#"{"memberId":7,"timestamp":1704729600000}"#, "missing_field"),
+            (jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: -7), "invalid_field"),
+            (jobJSON(url: "file:///etc/passwd", member: 7), "unsupported_scheme"),
+            (jobJSON(url: "ftp://127.0.0.1/photo.jpg", member: 7), "unsupported_scheme"),
+            (jobJSON(url: httpServer.url("/status/404"), member: 7), "http_404"),
+            (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 7), "not_an_image"),
+            (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 7), "file_too_large"),
+            (jobJSON(url: httpServer.url("/huge-png"), member: 7), "image_too_large"),
+        ]
+        for (i, (json, _)) in cases.enumerated() { try harness.publish(json, messageId: "bad-\(i)") }
+
+        let letters = try harness.deadLetters(atLeast: cases.count)
+        #expect(letters.count == cases.count)
+        var events = try harness.events(atLeast: cases.count)
+        #expect(events.count == cases.count)
+        for (i, (json, code)) in cases.enumerated() {
+            let letter = try #require(letters.first { $0.properties.messageId == "bad-\(i)" }, "no dead letter for \(code)")
+            #expect(letter.headers["x-error-code"]?.stringValue == code)
+            #expect(letter.headers["x-exception-message"]?.stringValue?.isEmpty == false)
+            #expect(letter.headers["x-original-routingKey"]?.stringValue == harness.names.workQueue)
+            #expect(letter.headers["x-original-exchange"]?.stringValue == "")
+            #expect(letter.headers["__TypeId__"]?.stringValue == "com.myroom.Model3DRequest")
+            #expect(letter.properties.contentType == "application/json")
+            #expect(letter.body == Array(json.utf8))
+            let event = try #require(events.first { $0.messageId == "bad-\(i)" })
+            #expect(event.status == .failed && event.errorCode == code && event.errorMessage != nil)
+        }
+        // Still consuming: a good job after the bad ones.
+        try harness.publish(jobJSON(url: httpServer.url("/img/photo_1.jpg"), member: 8), messageId: "good")
+        try harness.events(atLeast: cases.count + 1, into: &events)
+        #expect(events.last?.status == .succeeded && events.last?.memberId == 8)
+        #expect(filesUnder(root).filter { $0.hasPrefix("image_") } == ["image_8_20240108_160000.jpg"])
+        #expect(worker.service.metrics.count(outcome: "failed") == cases.count)
+        try await worker.stop()
+    }
+
+    @Test func serverFailingTwiceThenAnsweringGivesOneModelAfterRetries() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let root = temporaryDirectory("flaky")
+        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
+        try await worker.waitUntilReady()
+
+        let url = httpServer.url("/flaky?key=\(harness.prefix)&failures=2&img=photo_2.png")
+        try harness.publish(jobJSON(url: url, member: 31), messageId: "flaky")
+        let events = try harness.events(atLeast: 1)
+        let event = try #require(events.first)
+        #expect(event.status == .succeeded)
+        #expect(event.attempts == 3)
+        #expect(filesUnder(root).filter { $0.hasSuffix(".obj") } == ["models/model3d_31_20240108_160000.obj"])
+        #expect(try harness.depth(harness.names.deadLetterQueue) == 0)
+        #expect(worker.service.metrics.count(outcome: "retried") == 2)
+        try await worker.stop()
+    }
+
+    @Test func retriesAreBoundedThenDeadLettered() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let worker = InProcessWorker(configuration: try harness.configuration(root: temporaryDirectory("exhausted")))
+        try await worker.waitUntilReady()
+        try harness.publish(jobJSON(url: httpServer.url("/status/503"), member: 32), messageId: "always-503")
+        let letters = try harness.deadLetters(atLeast: 1)
+        let letter = try #require(letters.first)
+        #expect(letter.headers["x-error-code"]?.stringValue == "http_503")
+        #expect(letter.headers[RetryPolicy.attemptsHeader]?.intValue == 3)
+        #expect(try harness.events(atLeast: 1).first?.errorCode == "http_503")
+        try await worker.stop()
+    }
+
+    @Test func reconnectsAfterTheBrokerClosesItsConnectionsAndFinishesEveryJob() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let root = temporaryDirectory("reconnect")
+        let worker = InProcessWorker(configuration: try harness.configuration(root: root),
+                                     generator: BoxModelGenerator(delay: 0.6))
+        try await worker.waitUntilReady()
+        for i in 0..<16 {
+            try harness.publish(jobJSON(url: httpServer.url("/img/photo_\(i % 4).jpg"), member: Int64(500 + i)),
+                                messageId: "\(harness.prefix)-r\(i)")
+        }
+        var events = try harness.events(atLeast: 2)
+        #expect(try harness.closeWorkerConnections() >= 1)
+        // Every job finishes; a job whose ack was lost with the connection is redelivered and reported
+        // again as already done, never generated twice.
+        let deadline = Date().addingTimeInterval(60)
+        while Set(events.filter { $0.status == .succeeded }.compactMap(\.memberId)).count < 16 && Date() < deadline {
+            try harness.events(atLeast: events.count + 1, timeout: 1, into: &events)
+        }
+        #expect(Set(events.filter { $0.status == .succeeded }.compactMap(\.memberId)) == Set((0..<16).map { Int64(500 + $0) }))
+        #expect(filesUnder(root).filter { $0.hasSuffix(".obj") }.count == 16)
+        #expect(try harness.depth(harness.names.deadLetterQueue) == 0)
+        let port = try #require(worker.service.httpPort)
+        try waitFor("the reconnect to show in /metrics") {
+            try httpGet(port: port, path: "/metrics").1.contains("mesh_worker_amqp_reconnects_total 1\n")
+        }
+        #expect(try httpGet(port: port, path: "/readyz").0 == 200)
+        try await worker.stop()
+        #expect(try harness.depth(harness.names.workQueue) == 0)
+    }
+}
