@@ -1,0 +1,210 @@
+import Foundation
+import Imaging
+import Testing
+@testable import Meshing
+
+enum Scenes {
+    /// Depth maps of a sphere of `radius` centred at `center` (camera frame) seen by `camera`.
+    static func sphere(camera: PinholeCamera, center: SIMD3<Float>, radius: Float) -> DepthMaps {
+        let n = camera.width * camera.height
+        var front = [Float](repeating: 0, count: n), back = front, mask = front
+        for j in 0..<camera.height {
+            for i in 0..<camera.width {
+                let r = camera.ray(through: SIMD2(Float(i) + 0.5, Float(j) + 0.5))
+                // |t r − c|² = R², depth = t because r.z = −1.
+                let a = dot(r, r), b = -2 * dot(r, center), c = dot(center, center) - radius * radius
+                let disc = b * b - 4 * a * c
+                guard disc > 0 else { continue }
+                let k = j * camera.width + i
+                front[k] = (-b - disc.squareRoot()) / (2 * a)
+                back[k] = (-b + disc.squareRoot()) / (2 * a)
+                mask[k] = 1
+            }
+        }
+        return DepthMaps(width: camera.width, height: camera.height, front: front, back: back, mask: mask)
+    }
+
+    /// A photo whose left half is red and right half blue.
+    static func halves(width: Int, height: Int) -> Image {
+        var pixels = [UInt8]()
+        for _ in 0..<height { for i in 0..<width { pixels += i < width / 2 ? [255, 0, 0] : [0, 0, 255] } }
+        return Image(width: width, height: height, layout: .rgb, pixels: pixels)
+    }
+}
+
+@Suite("Camera")
+struct CameraTests {
+    @Test("back-projection and projection are inverse; focal length from the field of view")
+    func roundTrip() throws {
+        let camera = PinholeCamera(width: 200, height: 100, verticalFieldOfView: 90)
+        #expect(abs(camera.focalLength - 50) < 1e-4)
+        #expect(abs(camera.horizontalFieldOfView - 126.87) < 0.01)
+        let p = camera.point(at: SIMD2(30, 70), depth: 2.5)
+        #expect(p.z == -2.5)
+        #expect(p.x < 0 && p.y < 0)  // left of and below the centre
+        let (pixel, depth) = try #require(camera.project(p))
+        #expect(abs(pixel.x - 30) < 1e-4 && abs(pixel.y - 70) < 1e-4 && abs(depth - 2.5) < 1e-6)
+        #expect(camera.project(SIMD3(0, 0, 1)) == nil)
+        let big = camera.resized(width: 400, height: 200)
+        #expect(big.principalPoint == SIMD2(200, 100) && abs(big.focalLength - 100) < 1e-3)
+    }
+}
+
+@Suite("Object mode")
+struct ObjectMesherTests {
+    let camera = PinholeCamera(width: 80, height: 80, verticalFieldOfView: 40)
+    var maps: DepthMaps { Scenes.sphere(camera: camera, center: SIMD3(0.1, -0.05, -3), radius: 0.8) }
+
+    func mesher() -> ObjectMesher {
+        var options = ObjectMesher.Options()
+        options.resolution = 40
+        options.threads = 2
+        return ObjectMesher(options: options)
+    }
+
+    @Test("a sphere's depth maps give one closed sphere, normalised to height 1 and standing on y = 0")
+    func sphere() throws {
+        let result = try mesher().mesh(maps, camera: camera)
+        let mesh = result.mesh
+        #expect(mesh.isClosedManifold)
+        #expect(mesh.eulerCharacteristic() == 2)
+        #expect(mesh.componentCount == 1)
+        let b = try #require(mesh.bounds)
+        #expect(abs(b.size.y - 1) < 1e-5)
+        #expect(abs(b.min.y) < 1e-6)
+        #expect(abs(b.center.x) < 1e-5 && abs(b.center.z) < 1e-5)
+        // The sphere's diameter is 1.6 camera units, and its volume (π/6 at height 1) survives smoothing.
+        #expect(abs(result.scale * 1.6 - 1) < 0.03, "scale \(result.scale)")
+        #expect(abs(mesh.volume / (Double.pi / 6) - 1) < 0.04, "volume \(mesh.volume)")
+        // The camera sits in front (+Z) of the object and looks at it along −Z.
+        #expect(result.cameraPosition.z > 1)
+        let frontmost = mesh.positions.indices.max { mesh.positions[$0].z < mesh.positions[$1].z }!
+        #expect(try #require(mesh.normals)[frontmost].z > 0.9)
+    }
+
+    @Test("vertex colours: the photo's halves on the visible side, every vertex coloured")
+    func colours() throws {
+        let photo = Scenes.halves(width: 160, height: 160)
+        let mesh = try mesher().mesh(maps, camera: camera, photo: photo).mesh
+        let colors = try #require(mesh.colors)
+        var checked = 0
+        for (p, c) in zip(mesh.positions, colors) {
+            // Every colour comes from the photo (red or blue, never the grey default).
+            #expect(c.y < 0.05 && abs(c.x + c.z - 1) < 0.05)
+            guard p.z > 0.25 else { continue }
+            if p.x < -0.15 { #expect(c.x > 0.9); checked += 1 }
+            if p.x > 0.15 { #expect(c.z > 0.9); checked += 1 }
+        }
+        #expect(checked > 20)
+    }
+
+    @Test("small islands in the mask are dropped")
+    func islands() throws {
+        var m = maps
+        // A 2×2-pixel speck far from the sphere.
+        for (i, j) in [(2, 2), (3, 2), (2, 3), (3, 3)] {
+            let k = j * m.width + i
+            m.front[k] = 2.5; m.back[k] = 2.6; m.mask[k] = 1
+        }
+        let mesh = try mesher().mesh(m, camera: camera).mesh
+        #expect(mesh.componentCount == 1)
+        #expect(mesh.isClosedManifold)
+    }
+
+    @Test("errors: empty mask, camera of another size, photo of another aspect")
+    func errors() {
+        let empty = DepthMaps(width: 80, height: 80, depth: [Float](repeating: 1, count: 6400),
+                              mask: [Float](repeating: 0, count: 6400))
+        #expect(throws: MeshingError.emptyMask) { try mesher().mesh(empty, camera: camera) }
+        #expect(throws: MeshingError.self) { try mesher().mesh(maps, camera: PinholeCamera(width: 10, height: 10)) }
+        #expect(throws: MeshingError.self) {
+            try mesher().mesh(maps, camera: camera, photo: Image(width: 100, height: 50, filledWith: [0, 0, 0]))
+        }
+    }
+}
+
+@Suite("Relief mode")
+struct ReliefMesherTests {
+    @Test("no triangle spans a planted depth step; both sides fully meshed")
+    func depthStep() throws {
+        let w = 40, h = 30
+        let depth = (0..<(w * h)).map { $0 % w < 20 ? Float(2) : Float(4) }
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 50)
+        let mesh = try ReliefMesher().mesh(DepthMaps(width: w, height: h, depth: depth), camera: camera)
+        #expect(mesh.triangleCount == 2 * (19 * 29 * 2))
+        for t in mesh.triangles {
+            let zs = [t.x, t.y, t.z].map { mesh.positions[Int($0)].z }
+            #expect(zs.max()! - zs.min()! < 0.5)
+        }
+        #expect(mesh.componentCount == 2)
+        #expect(try #require(mesh.normals).allSatisfy { $0.z > 0.99 })
+        let uvs = try #require(mesh.uvs)
+        #expect(uvs.allSatisfy { $0.x > 0 && $0.x < 1 && $0.y > 0 && $0.y < 1 })
+    }
+
+    @Test("a steep but continuous slope is not cut; the mask removes background")
+    func slope() throws {
+        let w = 32, h = 24
+        // Depth growing 3% per pixel to the right: steep, yet continuous.
+        let depth = (0..<(w * h)).map { Float(2 * pow(1.03, Double($0 % w))) }
+        var mask = [Float](repeating: 1, count: w * h)
+        for k in 0..<w { mask[k] = 0 }  // top row is background
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 50)
+        let mesh = try ReliefMesher().mesh(DepthMaps(width: w, height: h, depth: depth, mask: mask), camera: camera)
+        #expect(mesh.triangleCount == (w - 1) * (h - 2) * 2)
+        #expect(mesh.vertexCount == w * (h - 1))
+        let r = mesh.edgeReport()
+        #expect(r.nonManifoldEdges == 0 && r.isConsistentlyWound)
+        #expect(mesh.eulerCharacteristic() == 1)
+    }
+
+    @Test("simplification to a maximum error: a plane collapses, a curved surface stays within the error")
+    func simplification() throws {
+        let w = 32, h = 32
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 40)
+        // A tilted plane z = −(3 + 0.3 x): depth is linear in x/d, so build it from the plane.
+        var planeDepth = [Float](repeating: 0, count: w * h)
+        for j in 0..<h { for i in 0..<w {
+            let r = camera.ray(through: SIMD2(Float(i) + 0.5, Float(j) + 0.5))
+            planeDepth[j * w + i] = 3 / (1 + 0.3 * r.x)  // −z = 3 + 0.3 x on the ray
+        } }
+        var options = ReliefMesher.Options()
+        options.maxError = 1e-4
+        let full = try ReliefMesher().mesh(DepthMaps(width: w, height: h, depth: planeDepth), camera: camera)
+        let simple = try ReliefMesher(options: options).mesh(DepthMaps(width: w, height: h, depth: planeDepth), camera: camera)
+        #expect(simple.triangleCount < full.triangleCount / 5, "\(simple.triangleCount) of \(full.triangleCount)")
+        #expect(abs(simple.surfaceArea / full.surfaceArea - 1) < 1e-3)
+        #expect(simple.eulerCharacteristic() == 1)
+        #expect(simple.edgeReport().nonManifoldEdges == 0 && simple.edgeReport().isConsistentlyWound)
+        #expect(try #require(simple.normals).allSatisfy { $0.z > 0.9 })
+        // UVs still map every kept vertex to its own pixel.
+        for (p, uv) in zip(simple.positions, try #require(simple.uvs)) {
+            let (pixel, _) = try #require(camera.project(p))
+            #expect(abs(pixel.x / Float(w) - uv.x) < 1e-4 && abs(pixel.y / Float(h) - uv.y) < 1e-4)
+        }
+        // A dome: every original vertex stays within the error of the simplified surface's
+        // vertices' planes — checked loosely through the enclosed area staying close.
+        let dome = (0..<(w * h)).map { k -> Float in
+            let x = Float(k % w - w / 2) / Float(w), y = Float(k / w - h / 2) / Float(h)
+            return 3 - 0.5 * (0.5 - x * x - y * y)
+        }
+        options.maxError = 2e-3
+        let domeFull = try ReliefMesher().mesh(DepthMaps(width: w, height: h, depth: dome), camera: camera)
+        let domeSimple = try ReliefMesher(options: options).mesh(DepthMaps(width: w, height: h, depth: dome), camera: camera)
+        #expect(domeSimple.triangleCount < domeFull.triangleCount)
+        #expect(abs(domeSimple.surfaceArea / domeFull.surfaceArea - 1) < 0.01)
+    }
+}
+
+@Suite("Smoothing")
+struct SmoothingTests {
+    @Test("Taubin smoothing keeps a sphere's volume; plain Laplacian smoothing shrinks it")
+    func taubin() {
+        let mesh = MarchingCubes(threads: 1).mesh(Shapes.sphere(radius: 8, n: 22))
+        let taubin = mesh.taubinSmoothed(iterations: 10)
+        let laplacian = mesh.taubinSmoothed(iterations: 10, lambda: 0.5, mu: 0.5)
+        #expect(abs(taubin.volume / mesh.volume - 1) < 0.01, "\(taubin.volume) vs \(mesh.volume)")
+        #expect(laplacian.volume < 0.95 * mesh.volume)
+        #expect(taubin.isClosedManifold)
+    }
+}
