@@ -87,6 +87,9 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("debug, info, warning or error (env WORKER_LOG_LEVEL; default info).", valueName: "level"))
     public var logLevel: String?
 
+    @Flag(help: "Benchmark mode: ack every job at once without running it, to measure the consume → ack path (env WORKER_NOOP_JOBS=1). Never in production.")
+    public var noopJobs = false
+
     public mutating func validate() throws {
         _ = try configuration(environment: [:])
     }
@@ -181,6 +184,7 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
             guard let level = WorkerLog.Level(name: text) else { throw ValidationError("unknown log level \"\(text)\"") }
             config.logLevel = level
         }
+        config.noopJobs = noopJobs || env("WORKER_NOOP_JOBS") == "1"
         return config
     }
 }

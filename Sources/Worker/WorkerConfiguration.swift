@@ -53,6 +53,9 @@ public struct WorkerConfiguration: Sendable {
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are requeued.
     public var drainGrace: Double
     public var logLevel: WorkerLog.Level
+    /// Benchmark mode: every delivery is acked as soon as a pool thread takes it, without being run
+    /// (measures the consume → pool → ack path alone). Never for production.
+    public var noopJobs = false
 
     public init(amqp: AMQPConfiguration = AMQPConfiguration(), reconnect: AMQPReconnectPolicy = AMQPReconnectPolicy(),
                 queues: QueueNames = QueueNames(), passiveWorkQueue: Bool = false,

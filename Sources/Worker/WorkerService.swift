@@ -248,6 +248,13 @@ public final class WorkerService: @unchecked Sendable {
             runningDeliveries.removeAll { Self.key($0) == Self.key(delivery) }
             state.unlock()
         }
+        if configuration.noopJobs {
+            guard claimSettlement(delivery) else { return }
+            _ = settleAndWait { client.ack(delivery, onComplete: $0) }
+            finishSettlement(delivery)
+            metrics.recordOutcome("succeeded")
+            return
+        }
         var jobLog = log.with("deliveryTag", "\(delivery.deliveryTag)")
         let parsed = try? Job.parse(delivery.body)
         if let parsed { jobLog = jobLog.with("memberId", "\(parsed.memberId)") }
