@@ -11,10 +11,11 @@ import os
 import numpy as np
 
 EVAL_SEED_BASE = 10_000_000
+VAL_SEED_BASE = 9_000_000  # small validation set for monitoring (neither train nor held-out eval)
 
 
 def render_shard(path: str, seeds, size: int):
-    """Render `seeds` at size x size and save them to one compressed .npz shard."""
+    """Render `seeds` at size x size and save them to one .npz shard."""
     from .render import render
 
     rgb, front, back, mask, room, fov = [], [], [], [], [], []
@@ -34,7 +35,7 @@ def render_shard(path: str, seeds, size: int):
 
 def load_shards(folder: str):
     """Concatenate every shard in `folder` (sorted by name)."""
-    files = sorted(glob.glob(os.path.join(folder, "*.npz")))
+    files = sorted(f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f)
     if not files:
         raise FileNotFoundError(f"no shards in {folder}")
     parts = [dict(np.load(f)) for f in files]

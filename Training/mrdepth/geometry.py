@@ -131,7 +131,7 @@ class Cylinder(Convex):
         tout = np.minimum(t1, yb)
         hit = ok & (tout >= tin) & (tout > EPS)
         cap = ya > t0
-        p = o + d * tin[:, None]
+        p = o + d * np.where(hit, tin, 0.0)[:, None]
         n = np.stack([p[:, 0], np.zeros_like(tin), p[:, 2]], 1)
         n[cap] = 0.0
         n[cap, 1] = -np.sign(d[cap, 1])

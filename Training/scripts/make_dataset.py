@@ -3,7 +3,8 @@
   python Training/scripts/make_dataset.py --split train --count 8000 --size 128 --out Training/data/train128
   python Training/scripts/make_dataset.py --split eval  --count 300  --size 256 --out Training/data/eval256
 
-Train seeds are start..start+count-1; eval seeds are EVAL_SEED_BASE + i (never used for training).
+Train seeds are start..start+count-1 (< 9,000,000); val seeds VAL_SEED_BASE + i; eval seeds are
+EVAL_SEED_BASE + i (never used for training or model selection).
 Existing shards are kept, so an interrupted run resumes.
 """
 import argparse
@@ -12,7 +13,7 @@ import sys
 from multiprocessing import Pool
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from mrdepth.dataset import EVAL_SEED_BASE, render_shard  # noqa: E402
+from mrdepth.dataset import EVAL_SEED_BASE, VAL_SEED_BASE, render_shard  # noqa: E402
 
 
 def _job(a):
@@ -24,7 +25,7 @@ def _job(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", choices=["train", "eval"], required=True)
+    ap.add_argument("--split", choices=["train", "val", "eval"], required=True)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--size", type=int, default=128)
@@ -33,8 +34,8 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    base = EVAL_SEED_BASE if a.split == "eval" else 0
-    if a.split == "train" and a.start + a.count > EVAL_SEED_BASE:
+    base = {"train": 0, "val": VAL_SEED_BASE, "eval": EVAL_SEED_BASE}[a.split]
+    if a.split == "train" and a.start + a.count > VAL_SEED_BASE:
         sys.exit("training seeds would overlap the held-out seeds")
     jobs = []
     for i in range(a.start, a.start + a.count, a.shard):

@@ -1,0 +1,73 @@
+"""Dump a small held-out set plus the PyTorch outputs, for checking the Swift runtime against PyTorch.
+
+  python Training/scripts/dump_heldout.py --weights Weights/mrdepth.safetensors --data Training/data/eval256 \
+      --count 16 --out Training/data/heldout16
+
+Writes to --out:
+  rgb_00.png ... rgb_15.png      the network inputs (256x256 RGB, lossless)
+  torch_out.f32 / torch_out.npy  PyTorch outputs, float32 little-endian, shape (N,3,H,W): front, back, mask
+  gt_front.f32, gt_back.f32      ground truth depth (N,H,W) float32 (metres)
+  gt_mask.u8                     ground truth mask (N,H,W) uint8 0/1
+  metrics.json                   the evaluation metrics of the PyTorch outputs on these images
+  manifest.json                  shapes, seeds and file list
+Then, after running the Swift model on rgb_*.png and writing its (N,3,H,W) float32 outputs to one file:
+  python Training/scripts/compare_heldout.py --dump Training/data/heldout16 --pred swift_out.f32
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrdepth import metrics as M  # noqa: E402
+from mrdepth.dataset import load_shards  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evaluate import load_model, predict  # noqa: E402
+
+
+def score(pred, front, back, mask):
+    rows = [M.score_image(pred[i, 0], pred[i, 1], pred[i, 2], front[i], back[i], mask[i]) for i in range(len(pred))]
+    return {"summary": M.summarise(rows), "per_image": rows}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default="Weights/mrdepth.safetensors")
+    ap.add_argument("--data", default="Training/data/eval256")
+    ap.add_argument("--count", type=int, default=16)
+    ap.add_argument("--out", default="Training/data/heldout16")
+    a = ap.parse_args()
+    model, _ = load_model(a.weights)
+    d = load_shards(a.data)
+    n = min(a.count, len(d["rgb"]))
+    os.makedirs(a.out, exist_ok=True)
+    rgb = d["rgb"][:n]
+    files = []
+    for i in range(n):
+        fn = f"rgb_{i:02d}.png"
+        Image.fromarray(rgb[i]).save(os.path.join(a.out, fn))
+        files.append(fn)
+    # feed the PNG-decoded pixels (identical to rgb, PNG is lossless)
+    dec = np.stack([np.asarray(Image.open(os.path.join(a.out, f)).convert("RGB")) for f in files])
+    assert (dec == rgb).all()
+    pred = predict(model, dec).astype("<f4")
+    pred.tofile(os.path.join(a.out, "torch_out.f32"))
+    np.save(os.path.join(a.out, "torch_out.npy"), pred)
+    d["front"][:n].astype("<f4").tofile(os.path.join(a.out, "gt_front.f32"))
+    d["back"][:n].astype("<f4").tofile(os.path.join(a.out, "gt_back.f32"))
+    d["mask"][:n].astype(np.uint8).tofile(os.path.join(a.out, "gt_mask.u8"))
+    with open(os.path.join(a.out, "metrics.json"), "w") as f:
+        json.dump(score(pred, d["front"][:n], d["back"][:n], d["mask"][:n]), f, indent=2)
+    with open(os.path.join(a.out, "manifest.json"), "w") as f:
+        json.dump({"count": n, "height": int(rgb.shape[1]), "width": int(rgb.shape[2]), "images": files,
+                   "seeds": [int(s) for s in d["seeds"][:n]], "weights": a.weights,
+                   "outputs_layout": "float32 little-endian (N,3,H,W): front, back, mask"}, f, indent=2)
+    print(f"wrote {n} images and PyTorch outputs to {a.out}")
+
+
+if __name__ == "__main__":
+    main()

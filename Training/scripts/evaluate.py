@@ -1,0 +1,127 @@
+"""Evaluate exported weights (and the two no-network baselines) on the held-out renders and on a real photo.
+
+  python Training/scripts/make_dataset.py --split eval --count 200 --size 256 --out Training/data/eval256
+  python Training/scripts/evaluate.py --weights Weights/mrdepth.safetensors --data Training/data/eval256 \
+      --json Training/runs/eval256.json
+
+The held-out set uses seeds EVAL_SEED_BASE + i, never used in training. Images are fed at their rendered
+size (256x256 = the default input size). --real adds scikit-image's Middlebury 2014 "motorcycle" photo
+(left view with ground-truth disparity), resized to 256x384.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrdepth import metrics as M  # noqa: E402
+from mrdepth.dataset import load_shards  # noqa: E402
+from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
+
+
+def load_model(weights, config=None):
+    config = config or os.path.join(os.path.dirname(weights), "mrdepth.json")
+    with open(config) as f:
+        cfg = json.load(f)
+    model = MRDepthUNet(cfg["widths"])
+    sd = {k: v.float() for k, v in load_file(weights).items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(f"weights do not match: missing {missing}, unexpected {unexpected}")
+    return model.eval(), cfg
+
+
+@torch.no_grad()
+def predict(model, rgb_uint8, bs=16):
+    """(N,H,W,3) uint8 -> (N,3,H,W) float32 numpy: front, back, mask."""
+    outs = []
+    for i in range(0, len(rgb_uint8), bs):
+        x = torch.from_numpy(np.ascontiguousarray(rgb_uint8[i:i + bs])).permute(0, 3, 1, 2).float() / 255.0
+        outs.append(model(normalize(x)).numpy())
+    return np.concatenate(outs)
+
+
+def evaluate_set(pred, data):
+    """pred: dict name -> (N,3,H,W) predictions. Returns name -> summary."""
+    res = {}
+    for name, p in pred.items():
+        rows = [M.score_image(p[i, 0], p[i, 1], p[i, 2], data["front"][i], data["back"][i], data["mask"][i])
+                for i in range(len(p))]
+        res[name] = M.summarise(rows)
+    return res
+
+
+def baselines(n, h, w):
+    c = np.stack(M.baseline_constant(h, w))[None].repeat(n, 0)
+    gp = np.stack(M.baseline_ground_plane(h, w))[None].repeat(n, 0)
+    return {"constant": c, "ground_plane": gp}
+
+
+def real_photo(model):
+    """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels."""
+    import skimage.data as data
+    from PIL import Image
+
+    left, _, disp = data.stereo_motorcycle()
+    f, baseline_m, doffs = 994.978, 0.193001, 31.086
+    H, W = 256, 384
+    img = np.asarray(Image.fromarray(left).resize((W, H), Image.BILINEAR))
+    d = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((W, H), Image.NEAREST))
+    valid = np.isfinite(d) & (d > 0)
+    gt = np.where(valid, f * baseline_m / np.where(valid, d + doffs, 1.0), np.nan)
+    out = {}
+    preds = {"model": predict(model, img[None])[0]}
+    preds.update({k: v[0] for k, v in baselines(1, H, W).items()})
+    for name, p in preds.items():
+        s, t = M.align_disparity(p[0], gt, valid)
+        a = M.apply_alignment(p[0], s, t)
+        absrel, d1 = M.depth_errors(a, gt, valid)
+        out[name] = {"front_absrel": absrel, "front_d1": d1}
+    return out, img, preds["model"]
+
+
+def table(res, keys):
+    lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, r in res.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if k in r else "-" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default="Weights/mrdepth.safetensors")
+    ap.add_argument("--config")
+    ap.add_argument("--data", default="Training/data/eval256")
+    ap.add_argument("--real", action="store_true", help="also score the real Middlebury photo")
+    ap.add_argument("--json")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    model, _ = load_model(a.weights, a.config)
+    data = load_shards(a.data)
+    n, h, w = data["front"].shape
+    pred = {"model": predict(model, data["rgb"])}
+    pred.update(baselines(n, h, w))
+    res = evaluate_set(pred, data)
+    keys = ["front_absrel", "front_d1", "fg_front_absrel", "fg_front_d1", "back_absrel", "back_d1", "mask_iou", "room_fp_rate"]
+    print(f"held-out set: {n} images {h}x{w} ({int(data['room'].sum())} rooms) from {a.data}")
+    print(table(res, keys))
+    out = {"heldout": res, "n": int(n), "size": [int(h), int(w)]}
+    if a.real:
+        rr, _, _ = real_photo(model)
+        print("real photo (Middlebury 2014 motorcycle, 256x384):")
+        print(table(rr, ["front_absrel", "front_d1"]))
+        out["real_motorcycle"] = rr
+    if a.json:
+        os.makedirs(os.path.dirname(a.json) or ".", exist_ok=True)
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

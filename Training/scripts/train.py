@@ -1,0 +1,232 @@
+"""Train mrdepth-unet on rendered shards (CPU), resumable, with periodic checkpoints.
+
+  python Training/scripts/train.py --data Training/data/train128 --val Training/data/val128 \
+      --run Training/runs/main --steps 7000 --batch 16
+
+Re-running the same command resumes from <run>/ckpt.pt. Logs go to <run>/log.csv.
+Loss (per image, then averaged):
+  front: scale-invariant log loss  mean((d - mean d)^2) + 0.25 (mean d)^2,  d = o0 - log(front / median_fg)
+         + 0.5 * multi-scale gradient matching of log depth (4 scales)
+  back : L1 between log(1 + softplus(o1)) and log(back / front), weight 1 + 4 * mask
+  mask : BCE with logits + soft Dice (Dice only on images with an object)
+"""
+import argparse
+import glob
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrdepth.dataset import load_shards  # noqa: E402
+from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
+
+
+def augment(rgb, front, back, mask, g: torch.Generator):
+    """rgb uint8 (B,H,W,3) -> float (B,3,H,W); geometric + photometric augmentation in torch."""
+    B, H, W, _ = rgb.shape
+    x = rgb.permute(0, 3, 1, 2).float() / 255.0
+    geo = torch.stack([front, back, mask.float()], 1)
+    # random zoom-in crop (zoom 1..2: also shows objects at the pixel scale of 2x larger inputs, since the
+    # net is trained at 128 but run at 256) + horizontal flip, via one affine grid
+    s = 1.0 / (1.0 + torch.rand(B, generator=g))
+    tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    flip = torch.where(torch.rand(B, generator=g) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(B, 2, 3)
+    theta[:, 0, 0] = s * flip
+    theta[:, 1, 1] = s
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    geo = F.grid_sample(geo, grid, mode="nearest", padding_mode="border", align_corners=False)
+    # photometric: gamma, per-channel gain, contrast, saturation, occasional grey / channel shuffle
+    gam = torch.exp(0.25 * torch.randn(B, 1, 1, 1, generator=g))
+    x = x.clamp(1e-4, 1) ** gam
+    x = x * (1 + 0.08 * torch.randn(B, 3, 1, 1, generator=g))
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * (1 + 0.2 * torch.randn(B, 1, 1, 1, generator=g)).clamp(0.5, 1.6) + mean
+    grey = x.mean(1, keepdim=True)
+    sat = (1 + 0.3 * torch.randn(B, 1, 1, 1, generator=g)).clamp(0, 1.6)
+    sat = torch.where(torch.rand(B, 1, 1, 1, generator=g) < 0.08, torch.zeros_like(sat), sat)
+    x = grey + (x - grey) * sat
+    perm = torch.rand(B, generator=g) < 0.15
+    if perm.any():
+        x[perm] = x[perm][:, torch.randperm(3, generator=g)]
+    x = x.clamp(0, 1)
+    return x, geo[:, 0], geo[:, 1], geo[:, 2] > 0.5
+
+
+def targets(front, back, mask):
+    """Normalise depth by the median foreground front depth (whole image if no object)."""
+    B = front.shape[0]
+    med = torch.empty(B)
+    for i in range(B):
+        v = front[i][mask[i]] if mask[i].any() else front[i].flatten()
+        med[i] = v.median()
+    f = front / med.view(B, 1, 1)
+    b = torch.maximum(back / med.view(B, 1, 1), f)
+    return f, b
+
+
+def grad_loss(d, scales=4):
+    loss = 0.0
+    for k in range(scales):
+        if k:
+            d = F.avg_pool2d(d, 2)
+        gx = (d[..., :, 1:] - d[..., :, :-1]).abs()
+        gy = (d[..., 1:, :] - d[..., :-1, :]).abs()
+        loss = loss + gx.mean((1, 2)) + gy.mean((1, 2))
+    return loss / scales
+
+
+def losses(o, f, b, m):
+    logf = torch.log(f)
+    d = o[:, 0] - logf
+    dm = d.mean((1, 2))
+    l_front = ((d - dm.view(-1, 1, 1)) ** 2).mean((1, 2)) + 0.25 * dm ** 2
+    l_grad = grad_loss(d)
+    rp = torch.log1p(F.softplus(o[:, 1]))
+    rt = torch.log(b / f)
+    mf = m.float()
+    l_back = ((rp - rt).abs() * (1 + 4 * mf)).mean((1, 2)) / (1 + 4 * mf.mean((1, 2)))
+    l_bce = F.binary_cross_entropy_with_logits(o[:, 2], mf, reduction="none").mean((1, 2))
+    p = torch.sigmoid(o[:, 2])
+    inter = (p * mf).sum((1, 2))
+    dice = 1 - (2 * inter + 1) / (p.sum((1, 2)) + mf.sum((1, 2)) + 1)
+    has = (mf.sum((1, 2)) > 0).float()
+    l_mask = l_bce + dice * has
+    total = l_front + 0.5 * l_grad + l_back + 0.5 * l_mask
+    return total.mean(), dict(front=l_front.mean().item(), grad=l_grad.mean().item(), back=l_back.mean().item(),
+                              mask=l_mask.mean().item())
+
+
+@torch.no_grad()
+def validate(model, val, bs=32):
+    model.eval()
+    n = len(val["rgb"])
+    tot, d1s, ious = 0.0, [], []
+    for i in range(0, n, bs):
+        rgb = torch.from_numpy(val["rgb"][i:i + bs]).permute(0, 3, 1, 2).float() / 255
+        fr = torch.from_numpy(val["front"][i:i + bs])
+        bk = torch.from_numpy(val["back"][i:i + bs])
+        mk = torch.from_numpy(val["mask"][i:i + bs])
+        f, b = targets(fr, bk, mk)
+        o = model.raw(normalize(rgb))
+        l, _ = losses(o, f, b, mk)
+        tot += l.item() * len(rgb)
+        pred = torch.exp(o[:, 0])
+        for j in range(len(rgb)):  # delta1 after median scaling in log space (cheap monitor)
+            r = torch.log(pred[j]) - torch.log(f[j])
+            r = r - r.median()
+            d1s.append((r.abs() < math.log(1.25)).float().mean().item())
+            pm = torch.sigmoid(o[j, 2]) > 0.5
+            if mk[j].any():
+                ious.append(((pm & mk[j]).sum() / (pm | mk[j]).sum().clamp(min=1)).item())
+    model.train()
+    return tot / n, float(np.mean(d1s)), float(np.mean(ious)) if ious else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--val")
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--steps", type=int, default=7000)
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="if > 0, a wall-clock budget: the cosine schedule follows elapsed time and training stops at it")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--widths", default="16,32,64,128,256")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    os.makedirs(a.run, exist_ok=True)
+    widths = [int(v) for v in a.widths.split(",")]
+    val = load_shards(a.val) if a.val else None
+
+    def load():
+        d = load_shards(a.data)
+        print(f"train images: {len(d['rgb'])}", flush=True)
+        return (len(d["rgb"]), torch.from_numpy(d["rgb"]), torch.from_numpy(d["front"]), torch.from_numpy(d["back"]),
+                torch.from_numpy(d["mask"]), len([f for f in glob.glob(os.path.join(a.data, "*.npz")) if ".tmp" not in f]))
+
+    N, rgb_all, front_all, back_all, mask_all, nshards = load()
+    torch.manual_seed(a.seed)
+    model = MRDepthUNet(widths)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
+    warm = 200
+
+    elapsed0 = 0.0
+    t0 = time.time()
+
+    def progress(step):
+        p = (step - warm) / max(1, a.steps - warm)
+        if a.minutes > 0:
+            p = max(p, (elapsed0 + time.time() - t0) / (60 * a.minutes))
+        return p
+
+    def lr_at(step):
+        if step < warm:
+            return a.lr * (step + 1) / warm
+        return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(progress(step), 1.0))))
+
+    g = torch.Generator().manual_seed(a.seed)
+    step = 0
+    ck = os.path.join(a.run, "ckpt.pt")
+    if os.path.exists(ck):
+        st = torch.load(ck, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        g.set_state(st["gen"])
+        elapsed0 = st.get("elapsed", 0.0)
+        print(f"resumed at step {step}", flush=True)
+    logf = open(os.path.join(a.run, "log.csv"), "a")
+    if step == 0:
+        logf.write("step,time,lr,loss,front,grad,back,mask,val_loss,val_d1,val_iou\n")
+    model.train()
+    run = {}
+    while step < a.steps and progress(step) < 1.0:
+        for pg in opt.param_groups:
+            pg["lr"] = lr_at(step)
+        if step % 250 == 0 and len([f for f in glob.glob(os.path.join(a.data, "*.npz")) if ".tmp" not in f]) != nshards:
+            # shards still being rendered in the background join the pool as they appear
+            N, rgb_all, front_all, back_all, mask_all, nshards = load()
+        idx = torch.randint(0, N, (a.batch,), generator=g)
+        x, fr, bk, mk = augment(rgb_all[idx], front_all[idx], back_all[idx], mask_all[idx], g)
+        f, b = targets(fr, bk, mk)
+        o = model.raw(normalize(x))
+        loss, parts = losses(o, f, b, mk)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        step += 1
+        for k, v in dict(loss=loss.item(), **parts).items():
+            run[k] = 0.98 * run.get(k, v) + 0.02 * v
+        if step % 50 == 0:
+            print(f"step {step} {time.time() - t0:.0f}s lr {lr_at(step):.5f} " +
+                  " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
+        if step % a.ckpt_every == 0 or step == a.steps or progress(step) >= 1.0:
+            vl = validate(model, val) if val is not None else (float("nan"),) * 3
+            logf.write(f"{step},{time.time() - t0:.1f},{lr_at(step):.6f},{run['loss']:.5f},{run['front']:.5f},"
+                       f"{run['grad']:.5f},{run['back']:.5f},{run['mask']:.5f},{vl[0]:.5f},{vl[1]:.4f},{vl[2]:.4f}\n")
+            logf.flush()
+            print(f"== step {step} val loss {vl[0]:.4f} d1(median-scaled) {vl[1]:.4f} iou {vl[2]:.4f}", flush=True)
+            tmp = ck + ".tmp"
+            torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, gen=g.get_state(), elapsed=elapsed0 + time.time() - t0,
+                            widths=widths, args=vars(a)), tmp)
+            os.replace(tmp, ck)
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

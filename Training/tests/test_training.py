@@ -1,0 +1,98 @@
+"""Checks for the renderer, metrics and model contract.  Run: /opt/venv/bin/python -m unittest discover Training/tests"""
+import os
+import sys
+import unittest
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mrdepth import geometry as G  # noqa: E402
+from mrdepth import metrics as M  # noqa: E402
+from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
+from mrdepth.render import render  # noqa: E402
+
+
+class GeometryTests(unittest.TestCase):
+    O = np.array([[0, 0.0, 5], [0.5, 0.0, 5], [3, 0, 5]])
+    D = np.array([[0, 0, -1.0]] * 3)
+
+    def check(self, prim, tin, tout):
+        a, b, _ = prim.interval(self.O, self.D)
+        np.testing.assert_allclose(a, tin, atol=2e-3)
+        np.testing.assert_allclose(b, tout, atol=2e-3)
+
+    def test_convex(self):
+        self.check(G.Box([0, 0, 0], [1, 1, 1], G.rot_y(0.0), None), [4, 4, np.inf], [6, 6, np.inf])
+        s = np.sqrt(1 - 0.25)
+        self.check(G.Sphere([0, 0, 0], [1, 1, 1], np.eye(3), None), [4, 5 - s, np.inf], [6, 5 + s, np.inf])
+        self.check(G.Cylinder([0, 0, 0], [1, 1, 1], G.rot_x(np.pi / 2), None), [4, 4, np.inf], [6, 6, np.inf])
+
+    def test_rotated_box(self):
+        b = G.Box([0, 0, 0], [1, 1, 1], G.rot_y(np.pi / 4), None)
+        a, e, _ = b.interval(self.O[:1], self.D[:1])
+        np.testing.assert_allclose([a[0], e[0]], [5 - np.sqrt(2), 5 + np.sqrt(2)], atol=1e-6)
+
+    def test_sdf(self):
+        tube = np.sqrt(0.3 ** 2 - 0.1 ** 2)
+        self.check(G.Torus([0, 0, 0], 0.6, 0.3, G.rot_x(np.pi / 2), None), [np.inf, 5 - tube, np.inf], [np.inf, 5 + tube, np.inf])
+        self.check(G.CappedCone([0, 0, 0], 1, 1, 0.5, G.rot_x(np.pi / 2), None), [4, 4, np.inf], [6, 6, np.inf])
+        self.check(G.RoundBox([0, 0, 0], [1, 1, 1], 0.2, np.eye(3), None), [4, 4, np.inf], [6, 6, np.inf])
+
+
+class RenderTests(unittest.TestCase):
+    def test_deterministic_and_consistent(self):
+        for seed in (3, 5, 11):
+            a, b = render(seed, 64), render(seed, 64)
+            self.assertTrue((a["rgb"] == b["rgb"]).all())
+            self.assertTrue(np.array_equal(a["front"], b["front"]))
+            f, bk, m = a["front"], a["back"], a["mask"]
+            self.assertTrue(np.isfinite(f).all() and (f > 0).all())
+            self.assertTrue((bk >= f - 1e-5).all())
+            np.testing.assert_array_equal(bk[~m], f[~m])
+            if a["kind"] == "room":
+                self.assertFalse(m.any())
+            else:
+                self.assertTrue(m.any())
+                self.assertTrue((bk[m] > f[m]).mean() > 0.9)
+
+
+class MetricTests(unittest.TestCase):
+    def test_alignment_invariance(self):
+        r = np.random.default_rng(0)
+        gt = r.uniform(1, 10, (32, 32))
+        pred = 1.0 / (0.3 / gt + 0.05)  # any positive affine map of disparity
+        m = np.zeros((32, 32), bool)
+        m[8:20, 8:20] = True
+        back = 1.0 / (0.3 / (gt * 1.1) + 0.05)
+        out = M.score_image(pred, back, m.astype(float), gt, gt * 1.1, m)
+        self.assertLess(out["front_absrel"], 1e-6)
+        self.assertEqual(out["front_d1"], 1.0)
+        self.assertEqual(out["mask_iou"], 1.0)
+        self.assertLess(out["back_absrel"], 1e-6)
+
+    def test_baseline_is_worse_than_truth(self):
+        h = w = 32
+        gt = np.repeat(np.linspace(2, 8, h)[:, None], w, 1)
+        f, b, m = M.baseline_constant(h, w)
+        out = M.score_image(f, b, m, gt, gt, np.zeros((h, w), bool))
+        self.assertGreater(out["front_absrel"], 0.1)
+
+
+class ModelTests(unittest.TestCase):
+    def test_output_contract(self):
+        torch.manual_seed(0)
+        m = MRDepthUNet().eval()
+        with torch.no_grad():
+            y = m(normalize(torch.rand(2, 3, 64, 96)))
+        self.assertEqual(tuple(y.shape), (2, 3, 64, 96))
+        self.assertTrue((y[:, 0] > 0).all())
+        self.assertTrue((y[:, 1] >= y[:, 0]).all())
+        self.assertTrue(((y[:, 2] >= 0) & (y[:, 2] <= 1)).all())
+        names = set(m.state_dict())
+        for k in ("stem.conv.weight", "enc4.conv2.bn.running_var", "dec1.conv1.conv.weight", "head.out.bias"):
+            self.assertIn(k, names)
+
+
+if __name__ == "__main__":
+    unittest.main()
