@@ -27,9 +27,15 @@ public struct JobProcessor: Sendable {
     public var decodeLimits: DecodeLimits
     public var blasThreads: Int
     public var metrics: WorkerMetrics
+    /// Redeliveries of an unfinished job (crashes, lost connections, drains) tolerated beyond its
+    /// attempts before it is dead-lettered as `too_many_restarts`, so a job that crashes every
+    /// worker cannot loop forever.
+    public var maxRestarts: Int
 
     public init(store: OutputStore, fetcher: Fetcher, generator: any ModelGenerating, retryPolicy: RetryPolicy,
-                decodeLimits: DecodeLimits = .default, blasThreads: Int = 1, metrics: WorkerMetrics = WorkerMetrics()) {
+                decodeLimits: DecodeLimits = .default, blasThreads: Int = 1, metrics: WorkerMetrics = WorkerMetrics(),
+                maxRestarts: Int = 3) {
+        self.maxRestarts = maxRestarts
         self.store = store
         self.fetcher = fetcher
         self.generator = generator
@@ -75,6 +81,12 @@ public struct JobProcessor: Sendable {
                 result.durationsMs = done.stageMilliseconds
                 result.alreadyDone = true
                 return .succeeded(result)
+            }
+
+            let starts = try store.recordStart(stem: claim.stem)
+            if delivery.redelivered && starts > retryPolicy.maxAttempts + maxRestarts {
+                throw JobFailure(kind: .permanent, code: "too_many_restarts",
+                                 message: "started \(starts) times without finishing (the worker crashed or stopped each time)")
             }
 
             var mark = DispatchTime.now()

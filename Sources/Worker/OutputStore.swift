@@ -144,6 +144,21 @@ public struct OutputStore: Sendable {
         throw POSIXError(.EEXIST)
     }
 
+    /// Counts one more start of the job holding `stem` (`.worker/claims/{stem}.starts` grows by a byte)
+    /// and returns the number of starts so far. A job that keeps crashing its worker shows up here.
+    public func recordStart(stem: String) throws -> Int {
+        let path = claimsDirectory.appendingPathComponent("\(stem).starts").path
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var byte: UInt8 = 0x2E
+        let written = Glibc.write(fd, &byte, 1)
+        var info = stat()
+        let statted = fstat(fd, &info)
+        close(fd)
+        guard written == 1, statted == 0 else { throw POSIXError(.EIO) }
+        return Int(info.st_size)
+    }
+
     /// The completion record for a stem, if the job finished.
     public func completionRecord(stem: String) -> CompletionRecord? {
         let url = claimsDirectory.appendingPathComponent("\(stem).done")

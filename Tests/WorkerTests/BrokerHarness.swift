@@ -45,7 +45,7 @@ final class BrokerHarness: @unchecked Sendable {
             amqp: amqp, reconnect: AMQPReconnectPolicy(initialDelay: .milliseconds(200), maxDelay: .seconds(2)),
             queues: names, poolSize: poolSize, uploadsRoot: root, fetch: testFetchOptions,
             retry: RetryPolicy(delays: retryDelays), httpPort: 0, httpHost: "127.0.0.1", drainGrace: drainGrace)
-        config.logLevel = .warning
+        config.logLevel = .error
         return config
     }
 

@@ -122,3 +122,29 @@ func jobJSON(url: String, member: Int64, timestamp: Int64 = 1_704_729_600_000) -
         #expect(event.attempts == 3)
     }
 }
+
+@Suite struct CrashLoopTests {
+    @Test func aJobThatKeepsCrashingItsWorkerIsDeadLettered() throws {
+        let root = temporaryDirectory("crashloop")
+        let store = OutputStore(root: root)
+        try store.prepare()
+        let processor = JobProcessor(store: store, fetcher: Fetcher(options: testFetchOptions), generator: BoxModelGenerator(),
+                                     retryPolicy: RetryPolicy(delays: [1]), maxRestarts: 2)
+        let json = jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: 66)
+        // Four earlier starts that never finished (each one "crashed" after claiming).
+        let claim = try store.claim(job: try Job.parse(Array(json.utf8)), key: "id:crashy")
+        for _ in 0..<4 { _ = try store.recordStart(stem: claim.stem) }
+        var redelivered = delivery(json, messageId: "crashy")
+        redelivered.redelivered = true
+        guard case .failed(_, let failure) = processor.process(redelivered, log: WorkerLog(minimumLevel: .error)) else {
+            Issue.record("expected a permanent failure")
+            return
+        }
+        #expect(failure.code == "too_many_restarts")
+        // A first delivery with the same history is still run (it is not a crash redelivery).
+        guard case .succeeded = processor.process(delivery(json, messageId: "crashy"), log: WorkerLog(minimumLevel: .error)) else {
+            Issue.record("expected success")
+            return
+        }
+    }
+}

@@ -161,4 +161,40 @@ import WorkerTestSupport
         try await worker.stop()
         #expect(try harness.depth(harness.names.workQueue) == 0)
     }
+
+    @Test func heartbeatsAreServicedWhileALongJobRuns() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        var config = try harness.configuration(root: temporaryDirectory("heartbeat"), poolSize: 1)
+        config.amqp.heartbeat = 1  // the broker drops a connection after two silent intervals
+        let worker = InProcessWorker(configuration: config, generator: BoxModelGenerator(delay: 3.5))
+        try await worker.waitUntilReady()
+        try harness.publish(jobJSON(url: httpServer.url("/img/photo_2.jpg"), member: 41), messageId: "slow")
+        let event = try #require(try harness.events(atLeast: 1).first)
+        #expect(event.status == .succeeded && event.alreadyDone == nil)
+        let metrics = try httpGet(port: try #require(worker.service.httpPort), path: "/metrics").1
+        #expect(metrics.contains("mesh_worker_amqp_reconnects_total 0\n"))
+        try await worker.stop()
+    }
+
+    @Test func passiveModeOnlyChecksTheWorkQueue() async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        var config = try harness.configuration(root: temporaryDirectory("passive"))
+        config.passiveWorkQueue = true
+        let worker = InProcessWorker(configuration: config)
+        try await worker.waitUntilReady()
+        try harness.publish(jobJSON(url: httpServer.url("/img/photo_0.png"), member: 42))
+        #expect(try harness.events(atLeast: 1).first?.status == .succeeded)
+        try await worker.stop()
+
+        // A work queue that does not exist is not created: the worker never becomes ready.
+        var missing = try harness.configuration(root: temporaryDirectory("passive-missing"))
+        missing.passiveWorkQueue = true
+        missing.queues.workQueue = "\(harness.prefix).does-not-exist"
+        let orphan = InProcessWorker(configuration: missing)
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(!orphan.service.isReady)
+        try await orphan.stop()
+    }
 }
