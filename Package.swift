@@ -8,6 +8,9 @@ let package = Package(
     products: [
         .library(name: "Imaging", targets: ["Imaging"]),
         // MARK: products (add yours here)
+        .library(name: "Meshing", targets: ["Meshing"]),
+        .library(name: "MeshIO", targets: ["MeshIO"]),
+        .library(name: "AMQP", targets: ["AMQP"]),
         .library(name: "DepthNet", targets: ["DepthNet"]),
     ],
     dependencies: [
@@ -39,12 +42,18 @@ let package = Package(
         .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging"]),
         .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
         .executableTarget(name: "mesh", dependencies: [
-            "Meshing", "MeshIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Meshing", "MeshIO", "Pipeline", "Imaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // MARK: Pipeline and the mesh command (issue 6)
+        .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Imaging", "Meshing", "MeshIO", "mesh"]),
 
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
+        .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
+        .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
+                resources: [.copy("Fixtures")]),
+        .testTarget(name: "FetchTests", dependencies: ["Fetch", "Imaging", "WorkerTestSupport"]),
         .target(name: "AMQP", dependencies: ["CAMQP", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
         .target(name: "Worker", dependencies: [
@@ -55,10 +64,6 @@ let package = Package(
             "Worker", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "WorkerTestSupport", "mesh-worker"]),
-        .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
-        .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
-                resources: [.copy("Fixtures")]),
-        .testTarget(name: "FetchTests", dependencies: ["Fetch", "Imaging", "WorkerTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

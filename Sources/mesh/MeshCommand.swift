@@ -5,7 +5,8 @@ import ArgumentParser
 struct MeshCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesh",
-        abstract: "Turn photos and volumes into 3D models.",
-        subcommands: [VolumeCommand.self]
+        abstract: "Turn photos into 3D models (and mesh raw volumes).",
+        subcommands: [PhotoCommand.self, VolumeCommand.self],
+        defaultSubcommand: PhotoCommand.self
     )
 }

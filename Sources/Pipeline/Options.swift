@@ -1,0 +1,72 @@
+import Imaging
+
+/// What `ImageTo3D` should make.
+public struct PipelineOptions: Sendable, Equatable {
+    /// How the depth maps become a mesh.
+    public enum Mode: String, Sendable, CaseIterable, Codable {
+        /// Object mode when the network finds a foreground object (see `AutoModeRule`), else relief.
+        case auto
+        /// A closed mesh of the foreground object.
+        case object
+        /// A height field of the whole picture.
+        case relief
+    }
+
+    /// Output file formats.
+    public enum Format: String, Sendable, CaseIterable, Codable {
+        case obj, glb, ply
+    }
+
+    public var mode: Mode = .auto
+    /// Formats to write; OBJ by default. Order does not matter; duplicates are ignored.
+    public var formats: [Format] = [.obj]
+    /// Texture instead of per-vertex colours: OBJ + MTL + PNG, and a textured GLB. PLY keeps
+    /// vertex colours. Object meshes get texture coordinates by projecting each vertex into
+    /// the photo (exact on the visible side; the hidden side repeats the visible colours).
+    public var texture: Bool = false
+    /// Network input size along the longer side (nil: the model's own, 256 for ours).
+    public var resolution: Int? = nil
+    /// Marching-cubes voxels along the object's longest side (object mode).
+    public var volumeResolution: Int = 128
+    /// Taubin smoothing iterations (object mode).
+    public var smoothingIterations: Int = 10
+    /// Vertical field of view of the photo's camera in degrees (nil: the weights' `fov_degrees`, else 60).
+    public var fovDegrees: Float? = nil
+    /// Relief mode: greedy simplification to this maximum error in camera-frame units (nil: none).
+    public var reliefMaxError: Float? = nil
+    /// Threads for the network (OpenBLAS) and marching cubes.
+    public var threads: Int = 1
+    /// Largest texture side written with `texture` (the photo is shrunk to fit).
+    public var maxTextureSide: Int = 2048
+    /// Decoder limits.
+    public var limits: DecodeLimits = .default
+
+    public init() {}
+}
+
+/// The rule `--mode auto` follows: object mode when the foreground (mask ≥ 0.5) covers
+/// between `minFraction` and `maxFraction` of the picture and does not touch all four
+/// borders (a foreground that fills the frame edge to edge is a room, not an object).
+public struct AutoModeRule: Sendable {
+    public var minFraction: Double = 0.02
+    public var maxFraction: Double = 0.85
+
+    public init() {}
+
+    public func choose(mask: [Float], width: Int, height: Int, threshold: Float = 0.5) -> PipelineOptions.Mode {
+        var count = 0
+        var touches = (top: false, bottom: false, left: false, right: false)
+        for y in 0..<height {
+            for x in 0..<width where mask[y * width + x] >= threshold {
+                count += 1
+                if y == 0 { touches.top = true }
+                if y == height - 1 { touches.bottom = true }
+                if x == 0 { touches.left = true }
+                if x == width - 1 { touches.right = true }
+            }
+        }
+        let fraction = Double(count) / Double(max(1, width * height))
+        let allBorders = touches.top && touches.bottom && touches.left && touches.right
+        return fraction >= minFraction && fraction <= maxFraction && !allBorders ? .object : .relief
+    }
+}

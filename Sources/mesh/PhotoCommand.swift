@@ -1,0 +1,268 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import Meshing
+import Pipeline
+
+extension PipelineOptions.Mode: ExpressibleByArgument {}
+extension PipelineOptions.Format: ExpressibleByArgument {}
+
+/// `mesh PHOTO [PHOTO ...]`: the whole engine on each photo.
+struct PhotoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "photo",
+        abstract: "Turn photos into 3D models (the default subcommand: `mesh chair.jpg`).",
+        discussion: """
+            Each photo is decoded (JPEG or PNG, EXIF orientation applied), the depth network \
+            estimates front depth, back depth and a foreground mask, and the mesher builds a \
+            closed object (object mode) or a relief of the whole picture (relief mode). \
+            --mode auto picks object mode when the foreground covers 2%–85% of the picture and \
+            does not touch all four borders, relief mode otherwise.
+
+            Output frame (all formats): +Y up, the camera looks along −Z, the photographed side \
+            faces +Z. Object models stand on y = 0 with a height of 1; relief models keep camera \
+            units. Exit status: 0 all written, 65 some photo was bad input (the rest are still \
+            written), 1 another failure, 64 usage.
+            """
+    )
+
+    @Argument(help: "Photos to turn into models (JPEG or PNG).")
+    var photos: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp(
+        "Output file (its extension picks the format) or folder.",
+        discussion: "Default: uploads/models/model3d_<photo name>_<yyyyMMdd_HHmmss>.<ext> under the current folder."))
+    var output: String?
+
+    @Option(help: "auto, object or relief.")
+    var mode: PipelineOptions.Mode = .auto
+
+    @Option(name: .customLong("format"), help: "Output format: obj, glb or ply (repeatable; default obj).")
+    var formats: [PipelineOptions.Format] = []
+
+    @Flag(help: "Write OBJ+MTL+PNG (and a textured GLB) instead of vertex colours.")
+    var texture = false
+
+    @Option(help: "Network input size along the photo's longer side (default: the model's, 256).")
+    var resolution: Int?
+
+    @Option(name: .customLong("volume"), help: "Marching-cubes voxels along the object's longest side.")
+    var volumeResolution: Int = 128
+
+    @Option(name: .customLong("fov"), help: "The photo's vertical field of view in degrees (default: the weights').")
+    var fovDegrees: Float?
+
+    @Option(help: "Relief mode: simplify to this maximum error (camera units).")
+    var simplify: Float?
+
+    @Option(help: "Weights folder (ours, or a Depth-Anything-V2 folder with config.json + model.safetensors).")
+    var weights: String?
+
+    @Option(help: "Write the front depth as PFM (float32, photo size, larger = farther).")
+    var depthOut: String?
+
+    @Option(help: "Write the foreground mask as PNG (network size).")
+    var maskOut: String?
+
+    @Option(help: "Write a PNG rendering of the model from a three-quarter view.")
+    var preview: String?
+
+    @Option(help: "Threads for the network and the mesher (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Largest photo accepted, in megapixels.")
+    var maxMegapixels: Double = 40
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
+
+    @Flag(help: "Print a JSON summary (paths, counts, per-stage milliseconds) instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard !photos.isEmpty else { throw ValidationError("give at least one photo") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let resolution, resolution < 32 || resolution > 2048 {
+            throw ValidationError("--resolution must be between 32 and 2048")
+        }
+        guard (8...1024).contains(volumeResolution) else { throw ValidationError("--volume must be between 8 and 1024") }
+        if let fovDegrees, !(fovDegrees > 1 && fovDegrees < 179) { throw ValidationError("--fov must be between 1 and 179") }
+        guard maxMegapixels > 0 else { throw ValidationError("--max-megapixels must be positive") }
+        if photos.count > 1 {
+            for (name, path) in [("--depth-out", depthOut), ("--mask-out", maskOut), ("--preview", preview), ("--output", output)] {
+                if let path, !isDirectory(path) {
+                    throw ValidationError("with several photos, \(name) must be an existing folder")
+                }
+            }
+        }
+        if let output, !isDirectory(output), !output.hasSuffix("/") {
+            let ext = URL(fileURLWithPath: output).pathExtension.lowercased()
+            guard PipelineOptions.Format(rawValue: ext) != nil else {
+                throw ValidationError("--output \(output): use a folder or a file ending in .obj, .glb or .ply")
+            }
+        }
+    }
+
+    func run() throws {
+        let options = pipelineOptions()
+        let engine: ImageTo3D
+        do {
+            engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) })
+        } catch {
+            printError("mesh: \(error)")
+            throw ExitCode.failure
+        }
+        var results: [PhotoReport] = []
+        var badInput = false, otherFailure = false
+        for (index, path) in photos.enumerated() {
+            if !quiet && !json && photos.count > 1 { print("[\(index + 1)/\(photos.count)] \(path)") }
+            do {
+                let report = try process(path, engine: engine, options: options)
+                results.append(report)
+                if !quiet && !json { print(report.line) }
+            } catch let error as PipelineError {
+                if error.isBadInput { badInput = true } else { otherFailure = true }
+                results.append(PhotoReport(photo: path, error: error.description, errorCode: error.code))
+                printError("mesh: \(path): \(error)")
+            } catch {
+                otherFailure = true
+                results.append(PhotoReport(photo: path, error: "\(error)", errorCode: "io_error"))
+                printError("mesh: \(path): \(error)")
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+        }
+        if otherFailure { throw ExitCode.failure }
+        if badInput { throw ExitCode(65) }
+    }
+
+    func pipelineOptions() -> PipelineOptions {
+        var o = PipelineOptions()
+        o.mode = mode
+        o.texture = texture
+        o.resolution = resolution
+        o.volumeResolution = volumeResolution
+        o.fovDegrees = fovDegrees
+        o.reliefMaxError = simplify
+        o.threads = threads
+        o.limits.maxPixels = Int(maxMegapixels * 1_000_000)
+        var formats = formats
+        if let output, photos.count == 1, let f = PipelineOptions.Format(rawValue: URL(fileURLWithPath: output).pathExtension.lowercased()),
+           !isDirectory(output) {
+            if !formats.contains(f) { formats.append(f) }
+        }
+        o.formats = formats.isEmpty ? [.obj] : formats
+        return o
+    }
+
+    func process(_ path: String, engine: ImageTo3D, options: PipelineOptions) throws -> PhotoReport {
+        let url = URL(fileURLWithPath: path)
+        let bytes: [UInt8]
+        do {
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            if size > options.limits.maxBytes {
+                throw PipelineError.image(.tooManyBytes(count: size, limit: options.limits.maxBytes))
+            }
+            bytes = [UInt8](try Data(contentsOf: url))
+        } catch let error as PipelineError {
+            throw error
+        } catch {
+            throw PipelineError.invalidOptions("cannot read \(path): \((error as NSError).localizedDescription)")
+        }
+        let stem = url.deletingPathExtension().lastPathComponent
+        let result = try engine.run(imageBytes: bytes, output: outputBase(stem: stem), options: options)
+        var extra: [String] = []
+        if let depthOut {
+            let target = sidecar(depthOut, stem: stem, suffix: "_depth.pfm")
+            let photo = result.photo, maps = result.maps
+            let depth = ImageTo3DMaps.upsample(maps.front, width: maps.width, height: maps.height, to: photo.width, photo.height)
+            try write(PFM.encode(width: photo.width, height: photo.height, values: depth), to: target)
+            extra.append(target)
+        }
+        if let maskOut {
+            let target = sidecar(maskOut, stem: stem, suffix: "_mask.png")
+            let maps = result.maps
+            let bytes = maps.mask.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+            try write(try PNGEncoder.encodeGray(width: maps.width, height: maps.height, pixels: bytes), to: target)
+            extra.append(target)
+        }
+        if let preview {
+            let target = sidecar(preview, stem: stem, suffix: "_preview.png")
+            let image = PreviewRenderer().render(result.mesh)
+            try write(try PNGEncoder.encode(image), to: target)
+            extra.append(target)
+        }
+        return PhotoReport(photo: path, summary: result.summary, extraFiles: extra)
+    }
+
+    /// `<output>` without extension: a file given by -o, a folder + the photo's name, or the default.
+    func outputBase(stem: String) -> URL {
+        if let output {
+            if isDirectory(output) || output.hasSuffix("/") {
+                return URL(fileURLWithPath: output).appendingPathComponent(stem)
+            }
+            return URL(fileURLWithPath: output).deletingPathExtension()
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyyMMdd_HHmmss"
+        return URL(fileURLWithPath: "uploads/models").appendingPathComponent("model3d_\(stem)_\(formatter.string(from: Date()))")
+    }
+
+    /// A side output's path: the file given, or `<folder>/<photo name><suffix>` for a folder.
+    func sidecar(_ path: String, stem: String, suffix: String) -> String {
+        isDirectory(path) ? URL(fileURLWithPath: path).appendingPathComponent(stem + suffix).path : path
+    }
+
+    func write(_ bytes: [UInt8], to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(bytes).write(to: url, options: .atomic)
+    }
+}
+
+func isDirectory(_ path: String) -> Bool {
+    var dir: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// One photo's outcome, as printed and as `--json` writes it.
+struct PhotoReport: Codable {
+    var photo: String
+    var ok: Bool
+    var summary: PipelineSummary?
+    var extraFiles: [String]?
+    var error: String?
+    var errorCode: String?
+
+    init(photo: String, summary: PipelineSummary, extraFiles: [String]) {
+        self.photo = photo
+        ok = true
+        self.summary = summary
+        self.extraFiles = extraFiles.isEmpty ? nil : extraFiles
+    }
+
+    init(photo: String, error: String, errorCode: String) {
+        self.photo = photo
+        ok = false
+        self.error = error
+        self.errorCode = errorCode
+    }
+
+    var line: String {
+        guard let s = summary else { return "\(photo): \(error ?? "failed")" }
+        let main = s.files.last(where: { !$0.hasSuffix(".png") && !$0.hasSuffix(".mtl") }) ?? s.files.first ?? "-"
+        let stages = s.milliseconds.map { "\($0.stage) \(Int($0.milliseconds.rounded())) ms" }.joined(separator: ", ")
+        var text = "\(photo) -> \(main)  \(s.mode.rawValue), \(s.vertices) vertices, \(s.faces) faces  (\(stages))"
+        if s.files.count > 1 { text += "\n  also: " + s.files.filter { $0 != main }.joined(separator: ", ") }
+        if let extra = extraFiles { text += "\n  also: " + extra.joined(separator: ", ") }
+        return text
+    }
+}
