@@ -78,18 +78,18 @@ public final class WorkerMetrics: @unchecked Sendable {
         for (code, count) in failuresByCode.sorted(by: { $0.key < $1.key }) {
             out += "mesh_worker_failures_total{code=\"\(Self.escape(code))\"} \(count)\n"
         }
-        header("mesh_worker_retries_total", "counter", "Jobs sent to a retry queue.")
-        out += "mesh_worker_retries_total \(retries)\n"
-        header("mesh_worker_jobs_in_flight", "gauge", "Jobs being processed now.")
-        out += "mesh_worker_jobs_in_flight \(inFlight)\n"
-        header("mesh_worker_download_bytes_total", "counter", "Bytes of images downloaded.")
-        out += "mesh_worker_download_bytes_total \(downloadBytes)\n"
-        header("mesh_worker_amqp_connected", "gauge", "1 while connected to the broker.")
-        out += "mesh_worker_amqp_connected \(connected ? 1 : 0)\n"
-        header("mesh_worker_amqp_consuming", "gauge", "1 while the consumer is active.")
-        out += "mesh_worker_amqp_consuming \(consuming ? 1 : 0)\n"
-        header("mesh_worker_amqp_reconnects_total", "counter", "Connections re-established after a loss.")
-        out += "mesh_worker_amqp_reconnects_total \(reconnects)\n"
+        let singles: [(String, String, String, Int)] = [
+            ("mesh_worker_retries_total", "counter", "Jobs sent to a retry queue.", retries),
+            ("mesh_worker_jobs_in_flight", "gauge", "Jobs being processed now.", inFlight),
+            ("mesh_worker_download_bytes_total", "counter", "Bytes of images downloaded.", downloadBytes),
+            ("mesh_worker_amqp_connected", "gauge", "1 while connected to the broker.", connected ? 1 : 0),
+            ("mesh_worker_amqp_consuming", "gauge", "1 while the consumer is active.", consuming ? 1 : 0),
+            ("mesh_worker_amqp_reconnects_total", "counter", "Connections re-established after a loss.", reconnects),
+        ]
+        for (name, type, help, value) in singles {
+            header(name, type, help)
+            out += "\(name) \(value)\n"
+        }
         header("mesh_worker_queue_to_done_seconds", "histogram", "From the job's timestamp to its acknowledgement.")
         Self.render(queueToDone, name: "mesh_worker_queue_to_done_seconds", labels: "", into: &out)
         header("mesh_worker_stage_duration_seconds", "histogram", "Duration of each stage of a job.")

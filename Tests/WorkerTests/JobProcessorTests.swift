@@ -28,6 +28,19 @@ func jobJSON(url: String, member: Int64, timestamp: Int64 = 1_704_729_600_000) -
     #"{"imageUrl":"\#(url)","memberId":\#(member),"timestamp":\#(timestamp)}"#
 }
 
+/// The bad inputs of the issue, each with the error code it must be dead-lettered with.
+let badJobCases: [(String, String)] = [
+    ("{\"imageUrl\": \"http://x/y.jpg\", \"memberId\": ", "malformed_json"),
+    (#"{"memberId":7,"timestamp":1704729600000}"#, "missing_field"),
+    (jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: -7), "invalid_field"),
+    (jobJSON(url: "file:///etc/passwd", member: 7), "unsupported_scheme"),
+    (jobJSON(url: "ftp://127.0.0.1/photo.jpg", member: 7), "unsupported_scheme"),
+    (jobJSON(url: httpServer.url("/status/404"), member: 7), "http_404"),
+    (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 7), "not_an_image"),
+    (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 7), "file_too_large"),
+    (jobJSON(url: httpServer.url("/huge-png"), member: 7), "image_too_large"),
+]
+
 @Suite struct JobProcessorTests {
     let root = temporaryDirectory("processor")
     var processor: JobProcessor {
@@ -77,17 +90,7 @@ func jobJSON(url: String, member: Int64, timestamp: Int64 = 1_704_729_600_000) -
         #expect(eb.imagePath?.hasSuffix(".png") == true)
     }
 
-    @Test(arguments: [
-        ("{oops", "malformed_json"),
-        (#"{"memberId":1,"timestamp":1}"#, "missing_field"),
-        (#"{"imageUrl":"http://127.0.0.1/x.jpg","memberId":-3,"timestamp":1}"#, "invalid_field"),
-        (jobJSON(url: "file:///etc/passwd", member: 1), "unsupported_scheme"),
-        (jobJSON(url: "ftp://127.0.0.1/x.jpg", member: 1), "unsupported_scheme"),
-        (jobJSON(url: httpServer.url("/status/404"), member: 1), "http_404"),
-        (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 1), "not_an_image"),
-        (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 1), "file_too_large"),
-        (jobJSON(url: httpServer.url("/huge-png"), member: 1), "image_too_large"),
-    ])
+    @Test(arguments: badJobCases)
     func permanentFailures(json: String, code: String) throws {
         guard case .failed(let event, let failure) = processor.process(delivery(json), log: log) else {
             Issue.record("expected a permanent failure for \(json)")

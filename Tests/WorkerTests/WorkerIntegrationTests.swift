@@ -60,17 +60,7 @@ import WorkerTestSupport
         let worker = InProcessWorker(configuration: try harness.configuration(root: root))
         try await worker.waitUntilReady()
 
-        let cases: [(String, String)] = [
-            ("{\"imageUrl\": \"http://x/y.jpg\", \"memberId\": ", "malformed_json"),
-            (#"{"memberId":7,"timestamp":1704729600000}"#, "missing_field"),
-            (jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: -7), "invalid_field"),
-            (jobJSON(url: "file:///etc/passwd", member: 7), "unsupported_scheme"),
-            (jobJSON(url: "ftp://127.0.0.1/photo.jpg", member: 7), "unsupported_scheme"),
-            (jobJSON(url: httpServer.url("/status/404"), member: 7), "http_404"),
-            (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 7), "not_an_image"),
-            (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 7), "file_too_large"),
-            (jobJSON(url: httpServer.url("/huge-png"), member: 7), "image_too_large"),
-        ]
+        let cases = badJobCases
         for (i, (json, _)) in cases.enumerated() { try harness.publish(json, messageId: "bad-\(i)") }
 
         let letters = try harness.deadLetters(atLeast: cases.count)
