@@ -82,6 +82,15 @@ public struct ObjectMesher: Sendable {
                       gridSize: SIMD3(volume.width, volume.height, volume.depth))
     }
 
+    /// The carved volume object mode meshes (level 0, inside > 0), in camera-frame
+    /// coordinates: for inspection, and for meshing the same field elsewhere.
+    public func volume(_ maps: DepthMaps, camera: PinholeCamera) throws(MeshingError) -> Volume {
+        guard camera.width == maps.width && camera.height == maps.height else {
+            throw .cameraMismatch(camera: SIMD2(camera.width, camera.height), maps: SIMD2(maps.width, maps.height))
+        }
+        return carve(try FilledMaps(maps, threshold: options.maskThreshold), camera: camera).0
+    }
+
     /// The signed field on the voxel grid, and the voxel size.
     func carve(_ maps: FilledMaps, camera: PinholeCamera) -> (Volume, Float) {
         // Bounding box of the front and back points of every foreground pixel's corners.
