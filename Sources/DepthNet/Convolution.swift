@@ -133,9 +133,9 @@ public struct Conv2D: Sendable {
         _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int
     ) {
         let n = rows * ow
-        var r = 0
-        for c in 0..<cin {
+        Parallel.forEach(cin, minimumWork: kernelHeight * kernelWidth * n) { c in
             let plane = src + c * h * w
+            var r = c * kernelHeight * kernelWidth
             for ky in 0..<kernelHeight {
                 for kx in 0..<kernelWidth {
                     let out = col + r * n
@@ -172,7 +172,7 @@ public struct Conv2D: Sendable {
         _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int
     ) {
         let kk = kernelHeight * kernelWidth
-        for c in 0..<inChannels {
+        Parallel.forEach(inChannels, minimumWork: oh * ow * kk) { c in
             let plane = src + c * h * w
             let out = dst + c * oh * ow
             let kernel = weights + c * kk
@@ -242,8 +242,8 @@ public struct ConvTranspose2D: Sendable {
                             1, wp.baseAddress!, Int32(rowsK), x.base + b * inChannels * h * w, Int32(h * w),
                             0, column.base, Int32(h * w))
                 let out = y.base + b * outChannels * oh * ow
-                var r = 0
-                for c in 0..<outChannels {
+                Parallel.forEach(outChannels, minimumWork: kernelHeight * kernelWidth * h * w) { c in
+                    var r = c * kernelHeight * kernelWidth
                     for ky in 0..<kernelHeight {
                         for kx in 0..<kernelWidth {
                             let row = column.base + r * h * w
@@ -274,9 +274,10 @@ func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation) {
     let batches = y.shape[0]
     let zeros = [Float](repeating: 0, count: 0)
     (bias ?? zeros).withUnsafeBufferPointer { bp in
-        for b in 0..<batches {
-            for c in 0..<channels {
-                let p = y.base + (b * channels + c) * plane
+        Parallel.forEach(batches * channels, minimumWork: plane) { bc in
+            let c = bc % channels
+            do {
+                let p = y.base + bc * plane
                 let add = bias == nil ? 0 : bp[c]
                 switch activation {
                 case .identity:

@@ -150,3 +150,26 @@ public enum BLASThreads {
         openblas_set_num_threads(Int32(max(1, threads)))
     }
 }
+
+extension BLASThreads {
+    /// OpenBLAS's build and kernel description, e.g. `"OpenBLAS 0.3.21 … DYNAMIC_ARCH … Prescott …"`:
+    /// the kernel name shows which CPU type OpenBLAS picked at start-up.
+    public static var configuration: String { String(cString: openblas_get_config()) }
+
+    /// Measures `cblas_sgemm` throughput on `size`³ square matrices with the current thread
+    /// setting: the best of `repetitions` runs, in GFLOP/s (2·size³ per run).
+    public static func measureSGEMMPeak(size: Int = 1024, repetitions: Int = 5) -> Double {
+        let a = [Float](repeating: 0.5, count: size * size), b = [Float](repeating: 0.25, count: size * size)
+        var c = [Float](repeating: 0, count: size * size)
+        var best = Double.infinity
+        for _ in 0...repetitions {    // the first run warms up
+            let start = DispatchTime.now().uptimeNanoseconds
+            c.withUnsafeMutableBufferPointer { cp in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(size), Int32(size), Int32(size),
+                            1, a, Int32(size), b, Int32(size), 0, cp.baseAddress!, Int32(size))
+            }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return 2 * pow(Double(size), 3) / best / 1e9
+    }
+}

@@ -116,8 +116,17 @@ public enum Ops {
         let y = workspace.make([n, c, oh, ow])
         let ys = linearTaps(input: h, output: oh, alignCorners: alignCorners)
         let xs = linearTaps(input: w, output: ow, alignCorners: alignCorners)
-        for p in 0..<(n * c) {
-            let src = x.base + p * h * w, dst = y.base + p * oh * ow
+        resizeBilinear(x, into: y.base, ys: ys, xs: xs)
+        return y
+    }
+
+    /// Bilinear resampling of every plane of `x` into `out` (planes of `ys.count × xs.count`).
+    static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap]) {
+        let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
+        let (oh, ow) = (ys.count, xs.count)
+        ys.withUnsafeBufferPointer { ys in xs.withUnsafeBufferPointer { xs in
+        Parallel.forEach(n * c, minimumWork: oh * ow) { p in
+            let src = x.base + p * h * w, dst = out + p * oh * ow
             for oy in 0..<oh {
                 let ty = ys[oy]
                 let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
@@ -130,6 +139,18 @@ public enum Ops {
                 }
             }
         }
+        } }
+    }
+
+    /// Bilinear ×-resize of `x` to the size of `skip` (align_corners=False), concatenated with
+    /// `skip` along channels in one buffer: the U-Net decoder's `cat([up(x), skip], 1)`.
+    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, workspace: Workspace) -> Tensor {
+        precondition(x.shape[0] == 1 && skip.shape[0] == 1, "upsampleConcat: batch 1 only")
+        let (oh, ow) = (skip.height, skip.width)
+        let y = workspace.make([1, x.channels + skip.channels, oh, ow])
+        resizeBilinear(x, into: y.base, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: false))
+        (y.base + x.channels * oh * ow).update(from: skip.base, count: skip.count)
         return y
     }
 

@@ -119,8 +119,9 @@ public struct MRDepthUNet: Sendable {
         var y = skips.removeLast()
         for block in decoders {
             let skip = skips.removeLast()
-            let up = Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws)
-            let joined = Ops.concatChannels([up, skip], workspace: ws)
+            let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, workspace: ws) : Ops.concatChannels(
+                [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws), skip],
+                workspace: ws)
             y = block.conv2(block.conv1(joined, activation: .relu, workspace: ws), activation: .relu, workspace: ws)
         }
         y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)

@@ -224,3 +224,30 @@ final class WeightReader {
         if !problems.isEmpty { throw .weightsMismatch(path: file.path, problems: problems) }
     }
 }
+
+extension SafeTensorsFile {
+    /// Encodes float32 tensors as a safetensors file image (names sorted, F32, little-endian).
+    public static func encode(_ tensors: [String: (shape: [Int], values: [Float])], metadata: [String: String] = [:]) -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let (shape, values) = tensors[name]!
+            precondition(values.count == shape.reduce(1, *), "encode: \(name) has \(values.count) values for \(shape)")
+            header[name] = ["dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * values.count]] as [String: Any]
+            offset += 4 * values.count
+        }
+        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }   // pad so the data section is 8-byte aligned
+        var data = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for name in names {
+            tensors[name]!.values.withUnsafeBufferPointer { values in
+                for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+            }
+        }
+        return data
+    }
+}

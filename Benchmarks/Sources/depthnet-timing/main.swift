@@ -1,0 +1,44 @@
+// depthnet-timing: times DepthNet inferences of a model folder; used by Training/parity/onnx_compare.py.
+//
+//   depthnet-timing <model folder> <size> <threads> <iterations> [output.f32]
+//
+// Loads the folder with DepthModel.load(directory:), runs one warm-up and <iterations> timed
+// inferences of a deterministic size×size input with OpenBLAS set to <threads>, writes the output
+// as raw float32 if asked, and prints one JSON line: median_ms, min_ms, gflops, peak_mb.
+import DepthNet
+import Foundation
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 5, let size = Int(arguments[2]), let threads = Int(arguments[3]),
+      let iterations = Int(arguments[4]), iterations > 0 else {
+    FileHandle.standardError.write(Data("usage: depthnet-timing <model folder> <size> <threads> <iterations> [output.f32]\n".utf8))
+    exit(64)
+}
+do {
+    BLASThreads.set(threads)
+    let model = try DepthModel.load(directory: URL(fileURLWithPath: arguments[1]))
+    let count = 3 * size * size
+    // The same deterministic input as onnx_compare.py's swift_input().
+    let input = Tensor(shape: [1, 3, size, size], values: (0..<count).map { Float(($0 * 7919) % 255) / 128 - 1 })
+    let workspace = Workspace()
+    let output = try model.predict(input, workspace: workspace)
+    if arguments.count > 5 {
+        try output.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: arguments[5]))
+    }
+    var times: [Double] = []
+    for _ in 0..<iterations {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try model.predict(input, workspace: workspace)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    times.sort()
+    let result: [String: Double] = [
+        "median_ms": times[times.count / 2], "min_ms": times[0],
+        "gflops": model.flops(height: size, width: size) / 1e9,
+        "peak_mb": Double(workspace.peakBytesInUse) / 1_048_576,
+    ]
+    print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+} catch {
+    FileHandle.standardError.write(Data("depthnet-timing: \(error)\n".utf8))
+    exit(1)
+}

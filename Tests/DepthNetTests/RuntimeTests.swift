@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+@testable import DepthNet
+
+@Suite("Runtime: expected tensors, random models, threads")
+struct RuntimeTests {
+    @Test("expectedTensors lists exactly the tensors the parity fixture provides")
+    func expectedTensors() throws {
+        let file = try Fixtures.file("mrdepth/mrdepth.safetensors")
+        let expected = DepthModel.expectedTensors(for: .mrdepth(MRDepthConfig(widths: [4, 8, 8, 12, 16])))
+        #expect(Set(expected.map(\.name)) == Set(file.names))
+        for (name, shape) in expected { #expect(file.entries[name]?.shape == shape, "\(name)") }
+        let dav2 = try Fixtures.file("dav2/model.safetensors")
+        let config = try DepthAnythingConfig(json: DepthModel.readJSON(Fixtures.url("dav2/config.json")), path: "config.json")
+        let names = Set(DepthModel.expectedTensors(for: .depthAnything(config)).map(\.name))
+        // Everything the runtime reads is in the transformers checkpoint; the checkpoint's extras
+        // are the unused mask token and the deepest fusion layer's unused residual unit.
+        #expect(names.isSubset(of: Set(dav2.names)))
+        #expect(Set(dav2.names).subtracting(names) == [
+            "backbone.embeddings.mask_token",
+            "neck.fusion_stage.layers.0.residual_layer1.convolution1.weight",
+            "neck.fusion_stage.layers.0.residual_layer1.convolution1.bias",
+            "neck.fusion_stage.layers.0.residual_layer1.convolution2.weight",
+            "neck.fusion_stage.layers.0.residual_layer1.convolution2.bias",
+        ])
+    }
+
+    @Test("safetensors encode → parse round trip")
+    func encodeRoundTrip() throws {
+        let data = SafeTensorsFile.encode(["b": ([2, 1], [3, -4]), "a": ([3], [1, 2, 0.5])], metadata: ["k": "v"])
+        let file = try SafeTensorsFile(data: data)
+        #expect(try file.floats("a") == [1, 2, 0.5])
+        #expect(try file.floats("b") == [3, -4])
+        #expect(file.entries["b"]?.shape == [2, 1] && file.metadata == ["k": "v"])
+    }
+
+    @Test("One and two BLAS threads give the same result (parallel loops are exact)")
+    func threadCounts() throws {
+        let model = try DepthModel.randomlyInitialised(.mrdepth(MRDepthConfig(widths: [8, 16, 16, 32, 32])), seed: 3)
+        let size = 128
+        let input = Tensor(shape: [1, 3, size, size], values: (0..<(3 * size * size)).map { sinf(Float($0) * 0.01) })
+        let saved = BLASThreads.current
+        defer { BLASThreads.set(saved) }
+        BLASThreads.set(1)
+        let one = try model.predict(input, workspace: Workspace()).toArray()
+        BLASThreads.set(2)
+        #expect(BLASThreads.current == 2)
+        let two = try model.predict(input, workspace: Workspace()).toArray()
+        #expect(relativeError(two, one) <= 1e-6)
+        #expect(one.allSatisfy { $0.isFinite })
+    }
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Times the same networks under onnxruntime and the Swift DepthNet runtime, side by side.
+
+For each architecture (the project's mrdepth-unet at its default widths, and Depth Anything V2
+at the Small configuration) this script
+  1. builds the PyTorch model with random weights (fixed seed, no download),
+  2. exports it to ONNX (opset 17) and writes the same weights as safetensors + config
+     into a work folder (default /tmp/depthnet-bench),
+  3. runs it under onnxruntime (CPU, intra_op_num_threads = --threads, sequential execution,
+     all graph optimisations) and times --iterations runs after a warm-up,
+  4. runs the Swift runtime on the same folder through the `depthnet-timing` executable of
+     the Benchmarks package (release build) with the same thread count, and checks that the
+     two outputs agree,
+  5. prints milliseconds and the ratio swift/onnxruntime (< 1: Swift is faster).
+
+    /opt/venv/bin/python Training/parity/onnx_compare.py --threads 1
+    /opt/venv/bin/python Training/parity/onnx_compare.py --threads 2 --iterations 5
+
+Sizes: mrdepth needs multiples of 32, Depth Anything multiples of 14; the nearest sizes to
+256 and 518 are used (mrdepth 256 and 512; Depth Anything 252 and 518).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Training"))
+
+SIZES = {"mrdepth": (256, 512), "dav2": (252, 518)}
+
+
+def build_mrdepth(folder: Path) -> torch.nn.Module:
+    from mrdepth.model import MEAN, STD, MRDepthUNet
+
+    torch.manual_seed(0)
+    model = MRDepthUNet().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 1.5)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(state, str(folder / "mrdepth.safetensors"))
+    (folder / "mrdepth.json").write_text(json.dumps({
+        "architecture": "mrdepth-unet", "widths": model.widths, "input_size": [256, 256],
+        "mean": list(MEAN), "std": list(STD), "outputs": ["front", "back", "mask"], "version": 1}))
+    return model
+
+
+def build_dav2(folder: Path) -> torch.nn.Module:
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    torch.manual_seed(0)
+    config = DepthAnythingConfig()          # the Depth-Anything-V2-Small sizes (ViT-S/14, 24.8 M parameters)
+    model = DepthAnythingForDepthEstimation(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), default=str))
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(pixel_values=x).predicted_depth
+
+    return Wrapper(model).eval()
+
+
+def export(model: torch.nn.Module, size: int, path: Path) -> None:
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), str(path), opset_version=17, input_names=["input"], output_names=["output"],
+                          dynamo=False)
+
+
+def time_ort(path: Path, size: int, threads: int, iterations: int) -> tuple[float, np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = swift_input(size)
+    out = session.run(None, {"input": x})[0]
+    times = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        session.run(None, {"input": x})
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), out
+
+
+def swift_input(size: int) -> np.ndarray:
+    """The deterministic input the Swift timing tool also builds."""
+    i = np.arange(3 * size * size, dtype=np.int64)
+    return (((i * 7919) % 255).astype(np.float32) / 128 - 1).reshape(1, 3, size, size)
+
+
+def time_swift(binary: Path, folder: Path, size: int, threads: int, iterations: int, out: Path) -> dict:
+    result = subprocess.run([str(binary), str(folder), str(size), str(threads), str(iterations), str(out)],
+                            check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/depthnet-bench"))
+    parser.add_argument("--models", nargs="+", default=["mrdepth", "dav2"], choices=["mrdepth", "dav2"])
+    parser.add_argument("--binary", type=Path, help="an existing depthnet-timing executable (default: build it)")
+    args = parser.parse_args()
+
+    binary = args.binary
+    if binary is None:
+        bench = ROOT / "Benchmarks"
+        build = ["swift", "build", "-c", "release", "--package-path", str(bench), "--scratch-path", str(bench / ".build")]
+        subprocess.run(build + ["--product", "depthnet-timing"], check=True)
+        binary = Path(subprocess.run(build + ["--show-bin-path"], check=True, capture_output=True,
+                                     text=True).stdout.strip()) / "depthnet-timing"
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in args.models:
+        folder = args.work / name
+        model = build_mrdepth(folder) if name == "mrdepth" else build_dav2(folder)
+        for size in SIZES[name]:
+            onnx_path = args.work / f"{name}-{size}.onnx"
+            export(model, size, onnx_path)
+            ort_ms, ort_out = time_ort(onnx_path, size, args.threads, args.iterations)
+            out_path = args.work / f"{name}-{size}-swift.f32"
+            swift = time_swift(binary, folder, size, args.threads, args.iterations, out_path)
+            swift_out = np.fromfile(out_path, dtype=np.float32).reshape(-1)
+            reference = ort_out.reshape(-1)
+            error = float(np.abs(swift_out - reference).max() / max(float(reference.max() - reference.min()), 1e-12))
+            rows.append((name, size, ort_ms, swift["median_ms"], swift["gflops"], swift["peak_mb"], error))
+            print(f"{name:8s} {size:4d}: onnxruntime {ort_ms:9.1f} ms   swift {swift['median_ms']:9.1f} ms   "
+                  f"ratio swift/ort {swift['median_ms'] / ort_ms:5.2f}   swift {swift['gflops'] / swift['median_ms'] * 1000:6.1f} GFLOP/s   "
+                  f"peak activations {swift['peak_mb']:.0f} MB   max rel. diff {error:.1e}", flush=True)
+    print(f"\nthreads={args.threads} iterations={args.iterations} (medians); sgemm peak: see the Benchmarks output")
+
+
+if __name__ == "__main__":
+    main()
