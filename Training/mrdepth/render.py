@@ -664,14 +664,16 @@ def _postprocess(r, img, kind):
     return img
 
 
-def render(seed: int, size: int = 128, room_prob: float = 0.15):
-    """Render the scene of `seed` at size x size pixels. See the module doc for the outputs."""
+def render(seed: int, size: int = 128, room_prob: float = 0.15, width: int | None = None, height: int | None = None):
+    """Render the scene of `seed` at size x size pixels (or width x height when given; the
+    field of view is vertical). See the module doc for the outputs."""
     r = np.random.default_rng(seed)
     mf = MatFactory(r, photo_prob=0.35)
     sc = room_scene(r, mf) if r.random() < room_prob else object_scene(r, mf)
     prims = sc.prims
     acc = Accel(prims)
-    H = W = size
+    H = height or size
+    W = width or size
     th = np.tan(np.radians(sc.fov) / 2)
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
     px = ((xs + 0.5) / W * 2 - 1) * th * W / H
