@@ -11,10 +11,15 @@ import Foundation
 ///
 /// Vertices are welded through an edge cache (one vertex per crossed grid edge, no
 /// hashing). Work is split into slabs of `slabDepth` cell layers, fixed by the grid and
-/// not by the thread count, processed on up to `threads` threads and concatenated in
-/// slab order; seam vertices belong to the upper slab. The output (vertex order
-/// included) is therefore identical for every thread count. Rows of a plane that are
-/// entirely inside or outside are skipped without looking at their cells.
+/// not by the thread count, and runs in two passes over the slabs on up to `threads`
+/// threads (flying-edges style): the first counts each slab's vertices and triangles,
+/// prefix sums give every slab its place in the output, and the second writes vertices
+/// and triangles straight into the final arrays. Vertices on the plane between two slabs
+/// belong to the upper slab, which creates them first, in scan order, so the lower slab
+/// knows their ids without waiting for it. The output (vertex order included) is
+/// therefore identical for every thread count. Empty space is skipped cheaply: rows
+/// entirely inside or outside are skipped whole, and elsewhere eight cells (or edges) at a
+/// time are tested for a crossing with 64-bit operations on the inside bits.
 public struct MarchingCubes: Sendable {
     /// The iso level.
     public var level: Float
@@ -49,90 +54,62 @@ public struct MarchingCubes: Sendable {
         let grid = Grid(values: base, nx: width, ny: height, nz: depth, level: level,
                         origin: origin, spacing: spacing)
         let slabCount = (depth - 1 + Self.slabDepth - 1) / Self.slabDepth
-        let results = SlabResults(count: slabCount)
-        defer { results.deallocate() }
         let workers = min(threads, slabCount)
         let tables = MarchingCubesTables.shared
-        if workers == 1 {
-            for s in 0..<slabCount { results.store(s, Slab.run(grid, tables, index: s, count: slabCount)) }
-        } else {
-            // Slabs are handed out in order to whichever worker is free; each result goes
-            // to its slab's slot, so the assembly does not depend on who ran what.
-            let queue = WorkQueue(count: slabCount)
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while let s = queue.next() {
-                    results.store(s, Slab.run(grid, tables, index: s, count: slabCount))
-                }
-            }
-        }
-        return assemble(results, grid: grid, workers: workers)
-    }
 
-    private func assemble(_ results: SlabResults, grid: Grid, workers: Int) -> Mesh {
-        let n = results.count
-        var vertexOffset = [Int](repeating: 0, count: n + 1)
-        var triangleOffset = [Int](repeating: 0, count: n + 1)
-        for s in 0..<n {
-            vertexOffset[s + 1] = vertexOffset[s] + results[s].positions.count
-            triangleOffset[s + 1] = triangleOffset[s] + results[s].triangles.count
+        // Pass 1: counts.
+        let counts = SlabCounts(count: slabCount)
+        defer { counts.deallocate() }
+        forEachSlab(slabCount, workers: workers) { s in
+            var sink = SlabSink(counting: true)
+            Slab.run(grid, tables, index: s, count: slabCount, &sink)
+            counts.vertices[s] = sink.vertexCount
+            counts.triangles[s] = sink.triangleCount
         }
-        let plane = grid.nx * grid.ny
-        let positions = [SIMD3<Float>](unsafeUninitializedCapacity: vertexOffset[n]) { out, count in
-            let outBase = out.baseAddress!
-            adviseHugePages(UnsafeMutableRawPointer(outBase), bytes: out.count * MemoryLayout<SIMD3<Float>>.stride)
-            let copy = { (s: Int) in
-                let src = results[s].positions
-                if let a = src.base { (outBase + vertexOffset[s]).initialize(from: a, count: src.count) }
-            }
-            if workers == 1 { for s in 0..<n { copy(s) } } else {
-                let box = UnsafeSendable(value: copy)
-                DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
-            }
-            count = vertexOffset[n]
+        var vertexOffset = [Int](repeating: 0, count: slabCount + 1)
+        var triangleOffset = [Int](repeating: 0, count: slabCount + 1)
+        for s in 0..<slabCount {
+            vertexOffset[s + 1] = vertexOffset[s] + counts.vertices[s]
+            triangleOffset[s + 1] = triangleOffset[s] + counts.triangles[s]
         }
-        let triangleCount = triangleOffset[n]
-        let triangles = [SIMD3<UInt32>](unsafeUninitializedCapacity: triangleCount) { out, count in
-            let outBase = out.baseAddress!
-            adviseHugePages(UnsafeMutableRawPointer(outBase), bytes: out.count * MemoryLayout<SIMD3<UInt32>>.stride)
-            let copy = { (s: Int) in
-                let own = SIMD3<UInt32>(repeating: UInt32(vertexOffset[s]))
-                let dst = outBase + triangleOffset[s]
-                let src = results[s].triangles
-                guard let tris = src.base else { return }
-                if s + 1 == n {
-                    for t in 0..<src.count { (dst + t).initialize(to: tris[t] &+ own) }
-                    return
+        precondition(vertexOffset[slabCount] < Int(UInt32.max), "too many vertices for 32-bit indices")
+
+        // Pass 2: every slab writes its share of the final arrays.
+        var triangles: [SIMD3<UInt32>] = []
+        let positions = [SIMD3<Float>](unsafeUninitializedCapacity: vertexOffset[slabCount]) { pOut, pCount in
+            triangles = [SIMD3<UInt32>](unsafeUninitializedCapacity: triangleOffset[slabCount]) { tOut, tCount in
+                adviseHugePages(UnsafeMutableRawPointer(pOut.baseAddress!), bytes: pOut.count * MemoryLayout<SIMD3<Float>>.stride)
+                adviseHugePages(UnsafeMutableRawPointer(tOut.baseAddress!), bytes: tOut.count * MemoryLayout<SIMD3<UInt32>>.stride)
+                let out = UnsafeSendable(value: (pOut.baseAddress!, tOut.baseAddress!))
+                forEachSlab(slabCount, workers: workers) { s in
+                    var sink = SlabSink(counting: false, vertexBase: vertexOffset[s],
+                                        nextSlabBase: vertexOffset[s + 1],
+                                        positions: out.value.0 + vertexOffset[s],
+                                        triangles: out.value.1 + triangleOffset[s])
+                    Slab.run(grid, tables, index: s, count: slabCount, &sink)
+                    precondition(sink.vertexCount == vertexOffset[s + 1] - vertexOffset[s]
+                                 && sink.triangleCount == triangleOffset[s + 1] - triangleOffset[s],
+                                 "marching cubes passes disagree")
                 }
-                let upperSlab = results[s + 1]
-                let upper = UInt32(vertexOffset[s + 1])
-                upperSlab.bottomX.withUnsafeBufferPointer { bx in
-                    upperSlab.bottomY.withUnsafeBufferPointer { by in
-                        @inline(__always) func map(_ v: UInt32) -> UInt32 {
-                            let j = Int(v & ~Slab.tag)
-                            return UInt32(bitPattern: j < plane ? bx[j] : by[j - plane]) &+ upper
-                        }
-                        let tag = SIMD3<UInt32>(repeating: Slab.tag)
-                        for t in 0..<src.count {
-                            let v = tris[t]
-                            if (v & tag) == .zero {
-                                (dst + t).initialize(to: v &+ own)
-                            } else {
-                                (dst + t).initialize(to: SIMD3(
-                                    v.x & Slab.tag == 0 ? v.x &+ own.x : map(v.x),
-                                    v.y & Slab.tag == 0 ? v.y &+ own.y : map(v.y),
-                                    v.z & Slab.tag == 0 ? v.z &+ own.z : map(v.z)))
-                            }
-                        }
-                    }
-                }
+                tCount = triangleOffset[slabCount]
             }
-            if workers == 1 { for s in 0..<n { copy(s) } } else {
-                let box = UnsafeSendable(value: copy)
-                DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
-            }
-            count = triangleCount
+            pCount = vertexOffset[slabCount]
         }
         return Mesh(positions: positions, triangles: triangles)
+    }
+
+    /// Runs `body` for every slab index, in order on one thread or handed out in order to
+    /// `workers` threads.
+    private func forEachSlab(_ count: Int, workers: Int, _ body: @escaping (Int) -> Void) {
+        if workers <= 1 {
+            for s in 0..<count { body(s) }
+            return
+        }
+        let queue = WorkQueue(count: count)
+        let work = UnsafeSendable(value: body)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while let s = queue.next() { work.value(s) }
+        }
     }
 }
 
@@ -188,7 +165,7 @@ final class WorkQueue: @unchecked Sendable {
     }
 }
 
-/// Wraps a value for a closure that only touches disjoint memory from each thread.
+/// Wraps a value for closures that only touch disjoint memory from each thread.
 struct UnsafeSendable<T>: @unchecked Sendable { let value: T }
 
 /// The grid as the slab workers see it.
@@ -200,73 +177,45 @@ struct Grid: @unchecked Sendable {
     let spacing: SIMD3<Float>
 }
 
-/// One slab's output: its own vertices, and triangles whose indices are either local
-/// (untagged) or tagged references to an x/y edge of its top plane, owned by the next slab.
-struct SlabOutput {
-    var positions = GrowBuffer<SIMD3<Float>>()
-    var triangles = GrowBuffer<SIMD3<UInt32>>()
-    var bottomX: [Int32] = []
-    var bottomY: [Int32] = []
-}
-
-/// An append-only buffer on malloc/realloc: large blocks grow by remapping instead of
-/// copying, and appends carry no copy-on-write check. Freed with `free()`.
-struct GrowBuffer<T> {
-    private(set) var base: UnsafeMutablePointer<T>? = nil
-    private(set) var count = 0
-    private var capacity = 0
-
-    @inline(__always) mutating func append(_ value: T) {
-        if count == capacity { grow() }
-        (base! + count).initialize(to: value)
-        count += 1
-    }
-
-    @inline(never) mutating func grow() {
-        capacity = max(1024, capacity * 2)
-        let raw = realloc(base, capacity * MemoryLayout<T>.stride)!
-        adviseHugePages(raw, bytes: capacity * MemoryLayout<T>.stride)
-        base = raw.bindMemory(to: T.self, capacity: capacity)
-    }
-
-    func free() { Foundation.free(base) }
-}
-
-/// Per-slab result slots written by the workers (each slot by exactly one thread).
-final class SlabResults: @unchecked Sendable {
-    let count: Int
-    private let slots: UnsafeMutablePointer<SlabOutput>
+/// Per-slab vertex and triangle counts of the first pass (each slot written by one thread).
+final class SlabCounts: @unchecked Sendable {
+    let vertices: UnsafeMutablePointer<Int>
+    let triangles: UnsafeMutablePointer<Int>
     init(count: Int) {
-        self.count = count
-        slots = .allocate(capacity: count)
-        slots.initialize(repeating: SlabOutput(), count: count)
+        vertices = .allocate(capacity: count); vertices.initialize(repeating: 0, count: count)
+        triangles = .allocate(capacity: count); triangles.initialize(repeating: 0, count: count)
     }
-    func store(_ i: Int, _ value: SlabOutput) { slots[i] = value }
-    subscript(i: Int) -> SlabOutput { slots[i] }
-    func deallocate() {
-        for i in 0..<count { slots[i].positions.free(); slots[i].triangles.free() }
-        slots.deinitialize(count: count)
-        slots.deallocate()
-    }
+    func deallocate() { vertices.deallocate(); triangles.deallocate() }
+}
+
+/// Where one slab's output goes: nowhere while counting, else its ranges of the final
+/// arrays. Vertex ids are global: `vertexBase` + the slab's running count; the top plane
+/// of a slab that is not the last gets the next slab's first ids, in the order that
+/// slab creates them.
+struct SlabSink {
+    let counting: Bool
+    var vertexBase = 0
+    var nextSlabBase = 0
+    var positions: UnsafeMutablePointer<SIMD3<Float>>? = nil
+    var triangles: UnsafeMutablePointer<SIMD3<UInt32>>? = nil
+    var vertexCount = 0
+    var triangleCount = 0
 }
 
 enum Slab {
-    static let tag: UInt32 = 1 << 31
-
     /// Meshes cell layers `[z0, z1)` of slab `index`.
     ///
     /// Edge ids live in one buffer: x-edges of the two planes at `[0, 2·plane)`, y-edges
     /// at `[2·plane, 4·plane)` (plane `z` in half `z & 1`), z-edges of the current layer
     /// at `[4·plane, 5·plane)`. Vertices are created eagerly, plane by plane, in scan
     /// order, so the cells only look ids up.
-    static func run(_ g: Grid, _ tables: MarchingCubesTables, index: Int, count: Int) -> SlabOutput {
+    static func run(_ g: Grid, _ tables: MarchingCubesTables, index: Int, count: Int, _ sink: inout SlabSink) {
         let z0 = index * MarchingCubes.slabDepth
         let z1 = min(z0 + MarchingCubes.slabDepth, g.nz - 1)
         let ownsTop = index == count - 1
         let nx = g.nx, ny = g.ny, plane = nx * ny
-        var out = SlabOutput()
-        let ids = UnsafeMutablePointer<Int32>.allocate(capacity: 5 * plane)
-        ids.initialize(repeating: -1, count: 5 * plane)
+        let ids = UnsafeMutablePointer<UInt32>.allocate(capacity: 5 * plane)
+        ids.initialize(repeating: UInt32.max, count: 5 * plane)
         let bits = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * plane)
         bits.initialize(repeating: 0, count: 2 * plane)
         let rows = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * ny)
@@ -275,15 +224,26 @@ enum Slab {
         let level = g.level, margin = MarchingCubes.edgeMargin
         let v = g.values
         let origin = g.origin, spacing = g.spacing
+        let counting = sink.counting
+        var topCount = 0
 
-        @inline(__always) func vertex(_ i0: Int, _ i1: Int, _ x: Int, _ y: Int, _ z: Int, axis: Int) -> Int32 {
-            let a = v[i0], b = v[i1]
-            var t = (level - a) / (b - a)
-            t = min(max(t, margin), 1 - margin)
-            var p = SIMD3<Float>(Float(x), Float(y), Float(z))
-            p[axis] += t
-            out.positions.append(origin + spacing * p)
-            return Int32(out.positions.count - 1)
+        @inline(__always) func vertex(_ i0: Int, _ i1: Int, _ x: Int, _ y: Int, _ z: Int, axis: Int) -> UInt32 {
+            let id = UInt32(truncatingIfNeeded: sink.vertexBase + sink.vertexCount)
+            if !counting {
+                let a = v[i0], b = v[i1]
+                var t = (level - a) / (b - a)
+                t = min(max(t, margin), 1 - margin)
+                var p = SIMD3<Float>(Float(x), Float(y), Float(z))
+                p[axis] += t
+                (sink.positions! + sink.vertexCount).initialize(to: origin + spacing * p)
+            }
+            sink.vertexCount += 1
+            return id
+        }
+        /// The id the next slab will give this top-plane vertex.
+        @inline(__always) func topVertex() -> UInt32 {
+            defer { topCount += 1 }
+            return UInt32(truncatingIfNeeded: sink.nextSlabBase + topCount)
         }
 
         /// Inside bits and row summaries (0 all outside, 1 all inside, 2 mixed) of plane z.
@@ -308,34 +268,28 @@ enum Slab {
             }
         }
 
-        /// Vertices (or, for a top plane owned by the next slab, tagged references) of the
-        /// x- and y-edges of plane z.
-        func planeEdges(_ z: Int, tagged: Bool) {
+        /// Vertices of the x- and y-edges of plane z (for a top plane owned by the next
+        /// slab, only their ids).
+        func planeEdges(_ z: Int, owned: Bool) {
             let zOff = z * plane
             let b = bits + (z & 1) * plane, rs = rows + (z & 1) * ny
             let xo = ids + (z & 1) * plane, yo = ids + (2 + (z & 1)) * plane
             for y in 0..<ny where rs[y] == 2 {
                 let r = y * nx
                 forEachDifference(b + r, b + r + 1, count: nx - 1) { x in
-                    xo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(r + x))
-                        : vertex(zOff + r + x, zOff + r + x + 1, x, y, z, axis: 0)
+                    xo[r + x] = owned ? vertex(zOff + r + x, zOff + r + x + 1, x, y, z, axis: 0) : topVertex()
                 }
             }
             for y in 0..<(ny - 1) where rs[y] == 2 || rs[y + 1] == 2 || rs[y] != rs[y + 1] {
                 let r = y * nx
                 forEachDifference(b + r, b + r + nx, count: nx) { x in
-                    yo[r + x] = tagged ? Int32(bitPattern: tag | UInt32(plane + r + x))
-                        : vertex(zOff + r + x, zOff + r + nx + x, x, y, z, axis: 1)
+                    yo[r + x] = owned ? vertex(zOff + r + x, zOff + r + nx + x, x, y, z, axis: 1) : topVertex()
                 }
             }
         }
 
         classify(z0)
-        planeEdges(z0, tagged: false)
-        if index > 0 {
-            out.bottomX = Array(UnsafeBufferPointer(start: ids + (z0 & 1) * plane, count: plane))
-            out.bottomY = Array(UnsafeBufferPointer(start: ids + (2 + (z0 & 1)) * plane, count: plane))
-        }
+        planeEdges(z0, owned: true)
         for z in z0..<z1 {
             classify(z + 1)
             // Edges along z between the two planes.
@@ -348,19 +302,19 @@ enum Slab {
                     ze[r + x] = vertex(z * plane + r + x, (z + 1) * plane + r + x, x, y, z, axis: 2)
                 }
             }
-            planeEdges(z + 1, tagged: z + 1 == z1 && !ownsTop)
-            cells(g, tables, z: z, bits: bits, rows: rows, ids: ids, &out)
+            planeEdges(z + 1, owned: z + 1 < z1 || ownsTop)
+            cells(g, tables, z: z, bits: bits, rows: rows, ids: ids, &sink)
         }
-        return out
     }
 
-    /// Emits the triangles of cell layer z.
+    /// Emits (or counts) the triangles of cell layer z.
     static func cells(_ g: Grid, _ tables: MarchingCubesTables, z: Int, bits: UnsafeMutablePointer<UInt8>,
-                      rows: UnsafeMutablePointer<UInt8>, ids: UnsafeMutablePointer<Int32>, _ out: inout SlabOutput) {
+                      rows: UnsafeMutablePointer<UInt8>, ids: UnsafeMutablePointer<UInt32>, _ sink: inout SlabSink) {
         let nx = g.nx, ny = g.ny, plane = nx * ny
         let pa = z & 1, pb = 1 - pa
         let a = bits + pa * plane, b = bits + pb * plane
         let ra = rows + pa * ny, rb = rows + pb * ny
+        let counting = sink.counting
         // Offset of each edge code's id from the cell's index (codes 0–11).
         let xa = pa * plane, xb = pb * plane, ya = (2 + pa) * plane, yb = (2 + pb) * plane, zo = 4 * plane
         let offsets: [Int] = [xa, xa + nx, xb, xb + nx, ya, ya + 1, yb, yb + 1, zo, zo + 1, zo + nx, zo + nx + 1]
@@ -400,23 +354,31 @@ enum Slab {
                     var k = Int(tStart[entry])
                     let end = Int(tStart[entry + 1])
                     if cStart[entry] != cStart[entry + 1] {
-                        let centers = addCenters(g, tables, entry: entry, x: x, y: y, z: z, &out)
+                        let centers = addCenters(g, tables, entry: entry, x: x, y: y, z: z, &sink)
                         func id(_ code: UInt8) -> UInt32 {
-                            code < 12 ? UInt32(bitPattern: ids[i + off[Int(code)]]) : centers[Int(code) - 12]
+                            code < 12 ? ids[i + off[Int(code)]] : centers[Int(code) - 12]
                         }
                         while k < end {
-                            out.triangles.append(SIMD3(id(tCodes[k]), id(tCodes[k + 1]), id(tCodes[k + 2])))
+                            if !counting {
+                                (sink.triangles! + sink.triangleCount)
+                                    .initialize(to: SIMD3(id(tCodes[k]), id(tCodes[k + 1]), id(tCodes[k + 2])))
+                            }
+                            sink.triangleCount += 1
                             k += 3
                         }
                         continue
                     }
+                    if counting { sink.triangleCount += (end - k) / 3; continue }
                     let cell = ids + i
+                    let out = sink.triangles! + sink.triangleCount
+                    var t = 0
                     while k < end {
-                        out.triangles.append(SIMD3(UInt32(bitPattern: cell[off[Int(tCodes[k])]]),
-                                                   UInt32(bitPattern: cell[off[Int(tCodes[k + 1])]]),
-                                                   UInt32(bitPattern: cell[off[Int(tCodes[k + 2])]])))
+                        (out + t).initialize(to: SIMD3(cell[off[Int(tCodes[k])]], cell[off[Int(tCodes[k + 1])]],
+                                                       cell[off[Int(tCodes[k + 2])]]))
                         k += 3
+                        t += 1
                     }
+                    sink.triangleCount += t
                 }
             }
         }}}}}
@@ -443,7 +405,7 @@ enum Slab {
     /// Adds the centre vertices of the loops of `entry` that need one; returns their ids.
     @inline(never)
     static func addCenters(_ g: Grid, _ tables: MarchingCubesTables, entry: Int, x: Int, y: Int, z: Int,
-                           _ out: inout SlabOutput) -> [UInt32] {
+                           _ sink: inout SlabSink) -> [UInt32] {
         var ids: [UInt32] = []
         var k = Int(tables.centerStart[entry])
         let end = Int(tables.centerStart[entry + 1])
@@ -453,8 +415,9 @@ enum Slab {
             for e in tables.centerCodes[(k + 1)...(k + n)] {
                 sum += edgePoint(g, edge: Int(e), x: x, y: y, z: z)
             }
-            out.positions.append(sum / Float(n))
-            ids.append(UInt32(out.positions.count - 1))
+            ids.append(UInt32(truncatingIfNeeded: sink.vertexBase + sink.vertexCount))
+            if !sink.counting { (sink.positions! + sink.vertexCount).initialize(to: sum / Float(n)) }
+            sink.vertexCount += 1
             k += n + 1
         }
         return ids
