@@ -49,6 +49,12 @@ public final class ImageTo3D: Sendable {
         }
     }
 
+    /// Sets the process-wide OpenBLAS thread count. A command running one photo at a time
+    /// gives it every core; a worker running N pipelines at once on N cores sets 1.
+    public static func setNetworkThreads(_ threads: Int) {
+        BLASThreads.set(threads)
+    }
+
     // MARK: Weights location
 
     /// Where default weights are looked for, in order: `$MYROOM_WEIGHTS`; `Weights/` beside

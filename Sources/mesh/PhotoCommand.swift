@@ -105,6 +105,7 @@ struct PhotoCommand: ParsableCommand {
 
     func run() throws {
         let options = pipelineOptions()
+        ImageTo3D.setNetworkThreads(threads)
         let engine: ImageTo3D
         do {
             engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) })

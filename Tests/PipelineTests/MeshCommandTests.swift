@@ -1,0 +1,163 @@
+import Foundation
+import MeshIO
+import Meshing
+import Testing
+@testable import Pipeline
+
+/// Runs the built `mesh` executable (a dependency of this test target) on the bundled
+/// samples with the committed weights.
+enum MeshTool {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let samples = root.appendingPathComponent("samples")
+
+    static func executable() throws -> URL {
+        var candidates: [URL] = []
+        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        candidates += [argv0, argv0.deletingLastPathComponent(), argv0.deletingLastPathComponent().deletingLastPathComponent()]
+        for directory in candidates {
+            let url = directory.appendingPathComponent("mesh")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw ToolError(message: "mesh executable not found near \(candidates.map(\.path))")
+    }
+
+    struct ToolError: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `mesh` with `arguments` in `directory`.
+    static func run(_ arguments: [String], in directory: URL) throws -> Output {
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["MYROOM_WEIGHTS"] = root.appendingPathComponent("Weights").path
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read before waiting so a full pipe cannot block the child.
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func scratch() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+struct CommandSummary: Decodable {
+    var photo: String
+    var ok: Bool
+    var summary: PipelineSummary?
+    var extraFiles: [String]?
+    var errorCode: String?
+}
+
+@Suite("The mesh command, end to end", .serialized)
+struct MeshCommandTests {
+    @Test("object mode: one closed, consistently wound, coloured mesh; --json matches the files")
+    func objectMode() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = MeshTool.samples.appendingPathComponent("cube.jpg").path
+        let result = try MeshTool.run([photo, "--mode", "object", "--volume", "64", "-o", "out/cube.obj",
+                                       "--format", "glb", "--json"], in: dir)
+        try #require(result.status == 0, "\(result.stderr)")
+        let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
+        let summary = try #require(reports.first?.summary)
+        #expect(summary.mode == .object)
+        #expect(Set(summary.files.map { URL(fileURLWithPath: $0).lastPathComponent }) == ["cube.obj", "cube.glb"])
+        for file in summary.files {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(file).path) || FileManager.default.fileExists(atPath: file))
+        }
+        let mesh = try OBJReader.read(dir.appendingPathComponent("out/cube.obj"))
+        #expect(mesh.vertexCount == summary.vertices)
+        #expect(mesh.triangleCount == summary.faces)
+        let report = mesh.edgeReport()
+        #expect(report.isWatertight, "\(report)")
+        #expect(report.isConsistentlyWound, "\(report)")
+        #expect(mesh.componentCount == 1)
+        #expect(mesh.volume > 0, "outward winding encloses a positive volume")
+        #expect(mesh.colors != nil)
+        let bounds = try #require(mesh.bounds)
+        #expect(abs(bounds.min.y) < 1e-3 && abs(bounds.size.y - 1) < 1e-3, "standing on y = 0, height 1: \(bounds)")
+        // The stages are all reported.
+        #expect(summary.milliseconds.map(\.stage) == ["decode", "depth", "mesh", "write"])
+        let glb = try Data(contentsOf: dir.appendingPathComponent("out/cube.glb"))
+        #expect(glb.prefix(4) == Data("glTF".utf8))
+    }
+
+    @Test("relief mode with --texture: texture coordinates, MTL and PNG")
+    func reliefMode() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = MeshTool.samples.appendingPathComponent("room.jpg").path
+        let result = try MeshTool.run([photo, "--mode", "relief", "--texture", "-o", "room.obj", "--resolution", "128"], in: dir)
+        try #require(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("room.obj") && result.stdout.contains("relief"))
+        let mesh = try OBJReader.read(dir.appendingPathComponent("room.obj"))
+        let uvs = try #require(mesh.uvs)
+        #expect(uvs.count == mesh.vertexCount && mesh.triangleCount > 1000)
+        #expect(uvs.allSatisfy { $0.x >= 0 && $0.x <= 1 && $0.y >= 0 && $0.y <= 1 })
+        let mtl = try String(contentsOf: dir.appendingPathComponent("room.mtl"), encoding: .utf8)
+        #expect(mtl.contains("map_Kd room.png"))
+        let texture = try Data(contentsOf: dir.appendingPathComponent("room.png"))
+        #expect(texture.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+    }
+
+    @Test("--depth-out has the photo's upright size; --mask-out and --preview are PNGs")
+    func sideOutputs() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // 37x23 stored, EXIF orientation 6: upright it is 23x37.
+        let photo = MeshTool.root.appendingPathComponent("Tests/ImagingTests/Fixtures/jpeg_orientation_6.jpg").path
+        let result = try MeshTool.run([photo, "--mode", "relief", "-o", "m.ply", "--depth-out", "d.pfm",
+                                       "--mask-out", "mask.png", "--preview", "p.png", "--quiet"], in: dir)
+        try #require(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        let pfm = try #require(PFM.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent("d.pfm")))))
+        #expect(pfm.width == 23 && pfm.height == 37)
+        #expect(pfm.values.allSatisfy { $0 > 0 && $0.isFinite })
+        for name in ["mask.png", "p.png"] {
+            #expect(try Data(contentsOf: dir.appendingPathComponent(name)).prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+        }
+        let ply = try String(contentsOf: dir.appendingPathComponent("m.ply"), encoding: .isoLatin1)
+        #expect(ply.hasPrefix("ply\n"))
+    }
+
+    @Test("a corrupt photo among good ones: exit 65, the good ones are written")
+    func corruptAmongGood() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var truncated = [UInt8](try Data(contentsOf: MeshTool.samples.appendingPathComponent("dresser.jpg")))
+        truncated.removeLast(truncated.count / 2)
+        try Data(truncated).write(to: dir.appendingPathComponent("broken.jpg"))
+        try Data("<html><body>404</body></html>".utf8).write(to: dir.appendingPathComponent("page.jpg"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
+        let good = MeshTool.root.appendingPathComponent("Tests/ImagingTests/Fixtures/png_rgb8.png").path
+        let result = try MeshTool.run(["broken.jpg", good, "page.jpg", "--mode", "relief", "-o", "out", "--json"], in: dir)
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(result.stderr.contains("broken.jpg") && result.stderr.contains("truncated"))
+        #expect(result.stderr.contains("page.jpg") && result.stderr.contains("HTML"))
+        let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
+        #expect(reports.map(\.ok) == [false, true, false])
+        #expect(reports.map(\.errorCode) == ["truncated", nil, "not_an_image"])
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/png_rgb8.obj").path))
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/broken.obj").path))
+    }
+
+    @Test("usage errors exit 64", arguments: [["--threads", "0", "x.jpg"], ["--mode", "sideways", "x.jpg"], []])
+    func usage(arguments: [String]) throws {
+        let result = try MeshTool.run(arguments, in: try MeshTool.scratch())
+        #expect(result.status == 64, "\(result.stderr)")
+    }
+}
