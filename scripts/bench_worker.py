@@ -8,7 +8,8 @@
 
 Build first:  swift build -c release --product mesh-worker
 Run:          /opt/venv/bin/python scripts/bench_worker.py [--binary .build/release/mesh-worker]
-              [--messages 20000] [--prefetch 2] [--jobs 60] [--engine box] [--json out.json]
+              [--messages 20000] [--prefetch 2] [--repeat 3] [--jobs 60] [--engine box] [--json out.json]
+The consume -> ack runs alternate pika and mesh-worker --repeat times; the medians are reported.
 """
 import argparse
 import http.server
@@ -16,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,6 +211,7 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / ".build" / "release" / "mesh-worker"))
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--prefetch", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--repeat", type=int, default=3, help="alternating consume->ack runs of each; medians reported")
     ap.add_argument("--jobs", type=int, default=60)
     ap.add_argument("--engine", default="box", help="passed to mesh-worker --engine")
     ap.add_argument("--json", help="write the figures here too")
@@ -216,14 +219,17 @@ def main():
     if not os.access(args.binary, os.X_OK):
         raise SystemExit(f"{args.binary} not found: swift build -c release --product mesh-worker")
 
-    queue = "bench-pika-" + uuid.uuid4().hex[:8]
-    prefill(queue, args.messages, lambda i: b'{"imageUrl":"http://127.0.0.1/x.jpg","memberId":1,"timestamp":0}')
-    pika_rate = pika_consume(queue, args.messages, args.prefetch)
-    delete_queues([queue])
-    worker_rate = worker_consume(args.binary, args.messages, args.prefetch)
-    print(f"consume->ack, {args.messages} messages, prefetch {args.prefetch}:")
-    print(f"  pika consumer       {pika_rate:10.0f} msg/s")
-    print(f"  mesh-worker (no-op) {worker_rate:10.0f} msg/s")
+    pika_rates, worker_rates = [], []
+    for _ in range(args.repeat):
+        queue = "bench-pika-" + uuid.uuid4().hex[:8]
+        prefill(queue, args.messages, lambda i: b'{"imageUrl":"http://127.0.0.1/x.jpg","memberId":1,"timestamp":0}')
+        pika_rates.append(pika_consume(queue, args.messages, args.prefetch))
+        delete_queues([queue])
+        worker_rates.append(worker_consume(args.binary, args.messages, args.prefetch))
+    pika_rate, worker_rate = statistics.median(pika_rates), statistics.median(worker_rates)
+    print(f"consume->ack, {args.messages} messages, prefetch {args.prefetch}, median of {args.repeat}:")
+    print(f"  pika consumer       {pika_rate:10.0f} msg/s   runs: {', '.join(f'{r:.0f}' for r in pika_rates)}")
+    print(f"  mesh-worker (no-op) {worker_rate:10.0f} msg/s   runs: {', '.join(f'{r:.0f}' for r in worker_rates)}")
     print(f"  ratio worker/pika   {worker_rate / pika_rate:10.2f}")
 
     e2e = end_to_end(args.binary, args.jobs, args.prefetch, ["--engine", args.engine])
@@ -232,7 +238,7 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({
             "messages": args.messages, "prefetch": args.prefetch, "pika_msg_per_s": pika_rate,
-            "worker_msg_per_s": worker_rate, "ratio": worker_rate / pika_rate, "end_to_end": e2e,
+            "worker_msg_per_s": worker_rate, "pika_runs": pika_rates, "worker_runs": worker_rates, "ratio": worker_rate / pika_rate, "end_to_end": e2e,
             "engine": args.engine}, indent=2))
     return 0
 

@@ -27,24 +27,35 @@ struct MeshWorker: AsyncParsableCommand {
 
     @OptionGroup var options: MeshWorkerOptions
 
-    @Option(help: ArgumentHelp("Model generator: box writes a box sized by the photo's aspect, for checking the queue plumbing (env WORKER_ENGINE; default box until the Pipeline engine is wired).",
-                               valueName: "name"))
-    var engine: String?
+    /// The engines this executable can run.
+    enum Engine: String, ExpressibleByArgument, CaseIterable {
+        /// `BoxModelGenerator`: decodes the photo and writes a box sized by its aspect (plumbing checks).
+        case box
+    }
+
+    @Option(help: ArgumentHelp("Model generator (env WORKER_ENGINE; default box until the Pipeline engine is wired): box decodes the photo and writes a box sized by its aspect, for checking the queue plumbing.",
+                               valueName: "engine"))
+    var engine: Engine?
 
     @Option(help: ArgumentHelp("Seconds the box engine waits per job, standing in for engine time (env WORKER_BOX_DELAY; default 0).",
                                valueName: "seconds"))
     var boxDelay: Double?
 
     func validate() throws {
-        let name = engine ?? ProcessInfo.processInfo.environment["WORKER_ENGINE"] ?? "box"
-        guard name == "box" else { throw ValidationError("unknown engine \"\(name)\" (known: box)") }
+        if engine == nil, let name = ProcessInfo.processInfo.environment["WORKER_ENGINE"], Engine(rawValue: name) == nil {
+            throw ValidationError("WORKER_ENGINE=\(name) is not one of \(Engine.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
         let configuration = try options.configuration()
         let delay = boxDelay ?? ProcessInfo.processInfo.environment["WORKER_BOX_DELAY"].flatMap(Double.init) ?? 0
-        let service = WorkerService(configuration: configuration,
-                                    generator: BoxModelGenerator(delay: delay, decodeLimits: configuration.decodeLimits))
+        let selected = engine ?? ProcessInfo.processInfo.environment["WORKER_ENGINE"].flatMap(Engine.init(rawValue:)) ?? .box
+        let generator: any ModelGenerating
+        switch selected {
+        case .box: generator = BoxModelGenerator(delay: delay, decodeLimits: configuration.decodeLimits)
+        }
+        let service = WorkerService(configuration: configuration, generator: generator)
         let signals = service.installSignalHandlers()
         try await service.run()
         withExtendedLifetime(signals) {}
