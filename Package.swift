@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "AMQP", dependencies: ["CAMQP", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
         .target(name: "Worker", dependencies: [
-            "AMQP", "Fetch", "Imaging", .product(name: "Logging", package: "swift-log"),
+            "AMQP", "Fetch", "Imaging", "Pipeline", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mesh-worker", dependencies: [
