@@ -151,6 +151,21 @@ public struct MarchingCubes: Sendable {
     }
 }
 
+/// How many of the 0/1 bytes `a[x]`, `b[x]` (x < count) differ.
+@inline(__always) func countDifferences(_ a: UnsafeMutablePointer<UInt8>, _ b: UnsafeMutablePointer<UInt8>,
+                                        count: Int) -> Int {
+    var x = 0, n = 0
+    while x + 8 <= count {
+        n += (load8(a + x) ^ load8(b + x)).nonzeroBitCount
+        x += 8
+    }
+    while x < count {
+        if a[x] != b[x] { n += 1 }
+        x += 1
+    }
+    return n
+}
+
 /// Hands out the integers `0..<count` in order, each once, to concurrent workers.
 final class WorkQueue: @unchecked Sendable {
     private let lock = NSLock()
@@ -274,6 +289,17 @@ enum Slab {
             let zOff = z * plane
             let b = bits + (z & 1) * plane, rs = rows + (z & 1) * ny
             let xo = ids + (z & 1) * plane, yo = ids + (2 + (z & 1)) * plane
+            if counting {
+                // Only the number of vertices matters (ids are not read while counting).
+                guard owned else { return }
+                for y in 0..<ny where rs[y] == 2 {
+                    sink.vertexCount += countDifferences(b + y * nx, b + y * nx + 1, count: nx - 1)
+                }
+                for y in 0..<(ny - 1) where rs[y] == 2 || rs[y + 1] == 2 || rs[y] != rs[y + 1] {
+                    sink.vertexCount += countDifferences(b + y * nx, b + y * nx + nx, count: nx)
+                }
+                return
+            }
             for y in 0..<ny where rs[y] == 2 {
                 let r = y * nx
                 forEachDifference(b + r, b + r + 1, count: nx - 1) { x in
@@ -298,6 +324,7 @@ enum Slab {
             let ze = ids + 4 * plane
             for y in 0..<ny where ra[y] == 2 || rb[y] == 2 || ra[y] != rb[y] {
                 let r = y * nx
+                if counting { sink.vertexCount += countDifferences(a + r, b + r, count: nx); continue }
                 forEachDifference(a + r, b + r, count: nx) { x in
                     ze[r + x] = vertex(z * plane + r + x, (z + 1) * plane + r + x, x, y, z, axis: 2)
                 }
@@ -327,25 +354,14 @@ enum Slab {
                 let f0 = ra[y]
                 if f0 != 2 && ra[y + 1] == f0 && rb[y] == f0 && rb[y + 1] == f0 { continue }
                 let r = y * nx
-                // Cells whose 8 corners are alike are skipped 8 at a time: a spanning tree
-                // of 7 of their edges shows no crossing.
+                // Cells whose 8 corners are alike are skipped 8 at a time.
                 let a0 = a + r, a1 = a + r + nx, b0 = b + r, b1 = b + r + nx
-                var x = 0
-                while x < nx - 1 {
-                    if x + 9 <= nx {
-                        let m = (load8(a0 + x) ^ load8(a0 + x + 1)) | (load8(a1 + x) ^ load8(a1 + x + 1))
-                            | (load8(b0 + x) ^ load8(b0 + x + 1)) | (load8(b1 + x) ^ load8(b1 + x + 1))
-                            | (load8(a0 + x) ^ load8(a1 + x)) | (load8(b0 + x) ^ load8(b1 + x))
-                            | (load8(a0 + x) ^ load8(b0 + x))
-                        if m == 0 { x += 8; continue }
-                        x += m.trailingZeroBitCount >> 3
-                    }
-                    defer { x += 1 }
+                @inline(__always) func cell(_ x: Int) {
                     let i = r + x
                     let low: UInt8 = a[i] | a[i + 1] &<< 1 | a[i + nx] &<< 2 | a[i + nx + 1] &<< 3
                     let high: UInt8 = b[i] | b[i + 1] &<< 1 | b[i + nx] &<< 2 | b[i + nx + 1] &<< 3
                     let c = Int(low | high &<< 4)
-                    if c == 0 || c == 255 { continue }
+                    if c == 0 || c == 255 { return }
                     var entry = c << 6
                     let ambiguous = amb[c]
                     if ambiguous != 0 {
@@ -366,20 +382,35 @@ enum Slab {
                             sink.triangleCount += 1
                             k += 3
                         }
-                        continue
+                        return
                     }
-                    if counting { sink.triangleCount += (end - k) / 3; continue }
-                    let cell = ids + i
+                    if counting { sink.triangleCount += (end - k) / 3; return }
+                    let corner = ids + i
                     let out = sink.triangles! + sink.triangleCount
                     var t = 0
                     while k < end {
-                        (out + t).initialize(to: SIMD3(cell[off[Int(tCodes[k])]], cell[off[Int(tCodes[k + 1])]],
-                                                       cell[off[Int(tCodes[k + 2])]]))
+                        (out + t).initialize(to: SIMD3(corner[off[Int(tCodes[k])]], corner[off[Int(tCodes[k + 1])]],
+                                                       corner[off[Int(tCodes[k + 2])]]))
                         k += 3
                         t += 1
                     }
                     sink.triangleCount += t
                 }
+                var x = 0
+                while x + 9 <= nx {
+                    // Byte j is 1 where cell x + j has a crossing on one of 7 edges that span
+                    // its 8 corners, i.e. where its corners are not all alike.
+                    var m = (load8(a0 + x) ^ load8(a0 + x + 1)) | (load8(a1 + x) ^ load8(a1 + x + 1))
+                        | (load8(b0 + x) ^ load8(b0 + x + 1)) | (load8(b1 + x) ^ load8(b1 + x + 1))
+                        | (load8(a0 + x) ^ load8(a1 + x)) | (load8(b0 + x) ^ load8(b1 + x))
+                        | (load8(a0 + x) ^ load8(b0 + x))
+                    while m != 0 {
+                        cell(x + m.trailingZeroBitCount >> 3)
+                        m &= m - 1
+                    }
+                    x += 8
+                }
+                while x < nx - 1 { cell(x); x += 1 }
             }
         }}}}}
     }
