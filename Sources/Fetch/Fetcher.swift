@@ -93,6 +93,8 @@ public struct Fetcher: Sendable {
             set(mr_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress))
             set(mr_curl_setopt_write_callback(handle, fetchWriteCallback))
             set(mr_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, opaque))
+            set(mr_curl_setopt_header_callback(handle, fetchHeaderCallback))
+            set(mr_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, opaque))
             set(mr_curl_setopt_opensocket_callback(handle, fetchOpenSocketCallback))
             set(mr_curl_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, opaque))
             guard setupFailed == CURLE_OK else { return setupFailed }
@@ -112,6 +114,10 @@ public struct Fetcher: Sendable {
         _ = mr_curl_getinfo_string(handle, CURLINFO_PRIMARY_IP, &remoteIP)
 
         if let failure = context.failure { throw failure }
+        if code == CURLE_FILESIZE_EXCEEDED {
+            // curl raises this only for a Content-Length over the limit (streaming is checked in `append`).
+            throw .tooLarge(limit: options.maxBytes, declared: context.declaredLength)
+        }
         if code != CURLE_OK {
             throw Self.classify(code, status: status, message: curlMessage.isEmpty ? Self.describe(code) : curlMessage,
                                 options: options)
@@ -166,6 +172,8 @@ final class TransferContext {
     var bytes: [UInt8] = []
     var failure: FetchError?
     var sniffed = false
+    /// The Content-Length of the latest response (each redirect hop resets it).
+    var declaredLength: Int?
 
     init(maxBytes: Int, policy: AddressPolicy) {
         self.maxBytes = maxBytes
@@ -206,6 +214,21 @@ private let fetchWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, In
     let total = size * count
     guard total > 0, let data else { return total }
     return context.append(UnsafeRawBufferPointer(start: data, count: total)) ? total : 0
+}
+
+/// Notes each response's Content-Length (for the error message when it is over the limit).
+private let fetchHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    data, size, count, userdata in
+    let total = size * count
+    guard let userdata, let data, total > 0 else { return total }
+    let context = Unmanaged<TransferContext>.fromOpaque(userdata).takeUnretainedValue()
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: total), as: UTF8.self)
+    if line.hasPrefix("HTTP/") {
+        context.declaredLength = nil
+    } else if line.lowercased().hasPrefix("content-length:") {
+        context.declaredLength = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    return total
 }
 
 /// Opens every socket curl asks for, after checking the address it is about to connect to.

@@ -109,6 +109,7 @@ func fetchError(_ body: () throws(FetchError) -> FetchedImage) -> FetchError? {
         let error = fetchError { () throws(FetchError) in
             try loopbackFetcher(maxBytes: 1_000_000).fetch(server.url("/big-declared?bytes=50000000"))
         }
+        #expect(error == .tooLarge(limit: 1_000_000, declared: 50_000_000))
         #expect(error?.code == "file_too_large")
         #expect(error?.isTransient == false)
     }

@@ -156,8 +156,8 @@ import WorkerTestSupport
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
         var config = try harness.configuration(root: temporaryDirectory("heartbeat"), poolSize: 1)
-        config.amqp.heartbeat = 1  // the broker drops a connection after two silent intervals
-        let worker = InProcessWorker(configuration: config, generator: BoxModelGenerator(delay: 3.5))
+        config.amqp.heartbeat = 2  // the broker drops a connection after two silent intervals (4 s)
+        let worker = InProcessWorker(configuration: config, generator: BoxModelGenerator(delay: 5))
         try await worker.waitUntilReady()
         try harness.publish(jobJSON(url: httpServer.url("/img/photo_2.jpg"), member: 41), messageId: "slow")
         let event = try #require(try harness.events(atLeast: 1).first)
