@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mesh-worker", dependencies: [
-            "Worker", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Worker", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "WorkerTestSupport", "mesh-worker"]),
     ],

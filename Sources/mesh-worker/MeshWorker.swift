@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
+import Pipeline
 import Worker
+
+extension PipelineOptions.Mode: ExpressibleByArgument {}
+extension PipelineOptions.Format: ExpressibleByArgument {}
 
 /// `mesh-worker`: consumes `model3d.upload.queue`, downloads each photo, makes its model, saves the
 /// files, reports the result and acknowledges the job. Everything happens in the `Worker` module.
@@ -29,13 +33,29 @@ struct MeshWorker: AsyncParsableCommand {
 
     /// The engines this executable can run.
     enum Engine: String, ExpressibleByArgument, CaseIterable {
+        /// The `Pipeline` engine (`ImageTo3D`): depth network, mesher, model files.
+        case pipeline
         /// `BoxModelGenerator`: decodes the photo and writes a box sized by its aspect (plumbing checks).
         case box
     }
 
-    @Option(help: ArgumentHelp("Model generator (env WORKER_ENGINE; default box until the Pipeline engine is wired): box decodes the photo and writes a box sized by its aspect, for checking the queue plumbing.",
+    @Option(help: ArgumentHelp("Model generator (env WORKER_ENGINE; default pipeline): pipeline runs the engine; box decodes the photo and writes a box sized by its aspect, for checking the queue plumbing without weights.",
                                valueName: "engine"))
     var engine: Engine?
+
+    @Option(help: ArgumentHelp("Weights folder of the pipeline engine (env MYROOM_WEIGHTS; default: Weights/ beside the executable or in the checkout).",
+                               valueName: "dir"))
+    var weights: String?
+
+    @Option(help: ArgumentHelp("Pipeline mode: auto, object or relief (env WORKER_MODE; default auto).", valueName: "mode"))
+    var mode: PipelineOptions.Mode?
+
+    @Option(name: .customLong("format"), help: ArgumentHelp("Model format, repeatable: obj, glb, ply (env WORKER_FORMATS, comma-separated; default obj). OBJ is always written: it is the model the result event names.",
+                                                          valueName: "format"))
+    var formats: [PipelineOptions.Format] = []
+
+    @Flag(help: "Textured OBJ (+ .mtl and .png) instead of per-vertex colours (env WORKER_TEXTURE=1).")
+    var texture = false
 
     @Option(help: ArgumentHelp("Seconds the box engine waits per job, standing in for engine time (env WORKER_BOX_DELAY; default 0).",
                                valueName: "seconds"))
@@ -50,10 +70,32 @@ struct MeshWorker: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.configuration()
         let delay = boxDelay ?? ProcessInfo.processInfo.environment["WORKER_BOX_DELAY"].flatMap(Double.init) ?? 0
-        let selected = engine ?? ProcessInfo.processInfo.environment["WORKER_ENGINE"].flatMap(Engine.init(rawValue:)) ?? .box
+        let environment = ProcessInfo.processInfo.environment
+        let selected = engine ?? environment["WORKER_ENGINE"].flatMap(Engine.init(rawValue:)) ?? .pipeline
         let generator: any ModelGenerating
         switch selected {
-        case .box: generator = BoxModelGenerator(delay: delay, decodeLimits: configuration.decodeLimits)
+        case .box:
+            generator = BoxModelGenerator(delay: delay, decodeLimits: configuration.decodeLimits)
+        case .pipeline:
+            var pipeline = PipelineOptions()
+            pipeline.limits = configuration.decodeLimits
+            pipeline.threads = configuration.blasThreads
+            if let mode = mode ?? environment["WORKER_MODE"].flatMap(PipelineOptions.Mode.init(rawValue:)) { pipeline.mode = mode }
+            var chosen = formats
+            if chosen.isEmpty, let text = environment["WORKER_FORMATS"] {
+                chosen = text.split(separator: ",").compactMap { PipelineOptions.Format(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+            }
+            pipeline.formats = [.obj] + chosen.filter { $0 != .obj }
+            pipeline.texture = texture || environment["WORKER_TEXTURE"] == "1"
+            // N pipelines at once, each with its own BLAS threads.
+            ImageTo3D.setNetworkThreads(configuration.blasThreads)
+            let engine: ImageTo3D
+            do {
+                engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) })
+            } catch {
+                throw ValidationError("cannot load the engine: \(error)")
+            }
+            generator = PipelineModelGenerator(engine: engine, options: pipeline)
         }
         let service = WorkerService(configuration: configuration, generator: generator)
         let signals = service.installSignalHandlers()

@@ -65,6 +65,7 @@ final class BrokerHarness: @unchecked Sendable {
         env["WORKER_BOX_DELAY"] = "\(boxDelay)"
         env["WORKER_DRAIN_GRACE"] = "\(drainGrace)"
         env["WORKER_LOG_LEVEL"] = "info"
+        env["WORKER_ENGINE"] = "box"
         return env
     }
 
