@@ -339,7 +339,7 @@ final class IOLoop {
         }
         setState(.ready, connectionID: conn.id)
         let consuming = consumerTag.map { " consumer \($0)" } ?? ""
-        logger.info("AMQP ready: \(client.configuration) heartbeat \(conn.negotiatedHeartbeat)s\(consuming)")
+        logger.info("AMQP ready: \(client.configuration), negotiated heartbeat \(conn.negotiatedHeartbeat)s\(consuming)")
         emit(.ready(connectionID: conn.id))
     }
 
@@ -542,7 +542,9 @@ final class IOLoop {
 
     /// Drops a broken connection: pending confirms fail, deliveries from it become stale.
     private func teardown(_ error: AMQPError) {
-        for (_, p) in pending { p.reply(.failure(.connectionLost("\(error)"))) }
+        let lost: AMQPError
+        if case .connectionLost = error { lost = error } else { lost = .connectionLost(error.description) }
+        for (_, p) in pending { p.reply(.failure(lost)) }
         pending.removeAll()
         connection?.close()
         connection = nil
