@@ -1,4 +1,28 @@
 import CBLAS
+import Foundation
+import _DepthNetKernels
+
+/// The vector GEMM kernel of `_DepthNetKernels` (AVX-512F or AVX2+FMA, chosen at run time).
+///
+/// On this project's machines Debian's OpenBLAS 0.3.21 does not recognise the processor and
+/// falls back to its SSE3 ("Prescott") kernels, several times slower than the vector units allow;
+/// the convolutions therefore multiply their pre-packed weights with this kernel when the
+/// processor has AVX2 or AVX-512, and with `cblas_sgemm` otherwise or when the environment sets
+/// `DEPTHNET_KERNELS=blas`. Transformer layers (linear, attention) always use `cblas_sgemm`.
+public enum PackedKernel {
+    /// Whether convolutions use the vector kernel in this process.
+    public static let isEnabled: Bool =
+        mr_kernel_level() > 0 && ProcessInfo.processInfo.environment["DEPTHNET_KERNELS"] != "blas"
+
+    /// The instruction set the kernel uses: "avx512f", "avx2+fma" or "none".
+    public static var instructionSet: String {
+        switch mr_kernel_level() {
+        case 2: "avx512f"
+        case 1: "avx2+fma"
+        default: "none"
+        }
+    }
+}
 
 /// An activation applied in the same pass as a layer's bias.
 public enum Activation: Sendable {
@@ -25,6 +49,10 @@ public struct Conv2D: Sendable {
     public let stride: Int
     public let padding: Int
     public let groups: Int
+    /// The weight of each group packed for the vector GEMM kernel (empty when it is not used).
+    private(set) var packedWeight: [Float] = []
+    /// Whether this layer runs its GEMMs on the packed vector kernel (else `cblas_sgemm`).
+    var usesPackedKernel: Bool { !packedWeight.isEmpty }
 
     /// Creates a convolution.
     /// - Precondition: `weight.count == outChannels * inChannels / groups * kernelHeight * kernelWidth`.
@@ -44,6 +72,33 @@ public struct Conv2D: Sendable {
         self.stride = stride
         self.padding = padding
         self.groups = groups
+        pack()
+    }
+
+    /// Packs the weights for the vector kernel (see ``PackedKernel``); depthwise layers do not use it.
+    private mutating func pack() {
+        guard PackedKernel.isEnabled, !(groups == inChannels && groups == outChannels && groups > 1) else {
+            packedWeight = []
+            return
+        }
+        let cout = outChannels / groups, k = (inChannels / groups) * kernelHeight * kernelWidth
+        let size = mr_packed_size(Int32(cout), Int32(k))
+        var packed = [Float](repeating: 0, count: groups * size)
+        weight.withUnsafeBufferPointer { w in
+            packed.withUnsafeMutableBufferPointer { p in
+                for g in 0..<groups {
+                    mr_pack_a(Int32(cout), Int32(k), w.baseAddress! + g * cout * k, Int32(k), p.baseAddress! + g * size)
+                }
+            }
+        }
+        packedWeight = packed
+    }
+
+    /// The same layer computing with `cblas_sgemm` only (for comparisons).
+    func withoutPackedKernel() -> Conv2D {
+        var copy = self
+        copy.packedWeight = []
+        return copy
     }
 
     /// Folds a following inference-mode batch norm into this convolution:
@@ -58,6 +113,7 @@ public struct Conv2D: Sendable {
             newBias[o] = ((bias?[o] ?? 0) - mean[o]) * scale + beta[o]
         }
         bias = newBias
+        if usesPackedKernel { pack() }
     }
 
     /// Output spatial size for an input of `height × width`.
@@ -81,6 +137,8 @@ public struct Conv2D: Sendable {
         let (oh, ow) = outputSize(height: h, width: w)
         precondition(oh > 0 && ow > 0, "Conv2D: input \(h)×\(w) too small")
         let y = workspace.make([n, outChannels, oh, ow])
+        // The packed kernel adds the bias and applies ReLU as it stores its results.
+        let fused = usesPackedKernel && (activation == .identity || activation == .relu)
         weight.withUnsafeBufferPointer { wp in
             for b in 0..<n {
                 let src = x.base + b * inChannels * h * w
@@ -89,25 +147,52 @@ public struct Conv2D: Sendable {
                     depthwise(src, h, w, wp.baseAddress!, dst, oh, ow)
                 } else {
                     for g in 0..<groups {
-                        gemmConvolution(group: g, src, h, w, wp.baseAddress!, dst, oh, ow, workspace)
+                        gemmConvolution(group: g, src, h, w, wp.baseAddress!, dst, oh, ow, workspace,
+                                        epilogue: fused ? activation : nil)
                     }
                 }
             }
         }
-        applyBiasActivation(y, bias: bias, activation: activation)
+        if !fused { applyBiasActivation(y, bias: bias, activation: activation) }
         return y
     }
 
     private func gemmConvolution(
         group g: Int, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
         _ weights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int,
-        _ workspace: Workspace
+        _ workspace: Workspace, epilogue: Activation?
     ) {
         let cin = inChannels / groups, cout = outChannels / groups
         let k = cin * kernelHeight * kernelWidth
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
+        if let epilogue {
+            // Vector kernel, implicit GEMM: each task gathers the patches of 32 output positions
+            // at a time into a small scratch panel (hot in cache) and multiplies it at once.
+            let chunks = Parallel.maximumChunks
+            let scratch = workspace.make([chunks * k * 33])   // per chunk: a k × 32 panel + k offsets
+            let size = mr_packed_size(Int32(cout), Int32(k))
+            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
+                                      kw: Int32(kernelWidth), stride: Int32(stride), pad: Int32(padding),
+                                      oh: Int32(oh), ow: Int32(ow))
+            let relu: Int32 = epilogue == .relu ? 1 : 0
+            let biasValues = bias ?? []
+            let panels = (oh * ow + 31) / 32
+            packedWeight.withUnsafeBufferPointer { packed in
+                biasValues.withUnsafeBufferPointer { bp in
+                    let a = packed.baseAddress! + g * size
+                    let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
+                    withUnsafePointer(to: &shape) { shapePointer in
+                        Parallel.forEachChunk(panels, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
+                            mr_conv_panels(shapePointer, groupSrc, range.lowerBound, range.upperBound,
+                                           scratch.base + chunk * k * 33, Int32(cout), a, groupDst, groupBias, relu)
+                        }
+                    }
+                }
+            }
+            return
+        }
         if kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(oh * ow), Int32(k),
                         1, groupWeights, Int32(k), groupSrc, Int32(oh * ow), 0, groupDst, Int32(oh * ow))

@@ -25,6 +25,28 @@ enum Parallel {
     }
 }
 
+extension Parallel {
+    /// How many chunks ``forEachChunk(_:minimumWork:_:)`` may use: the BLAS thread count.
+    static var maximumChunks: Int { max(1, Int(openblas_get_num_threads())) }
+
+    /// Splits `0..<count` into at most `limit` contiguous ranges and runs `body(chunk, range)` for
+    /// each, concurrently when worthwhile; `chunk` is below `limit` (callers size per-chunk scratch by it).
+    static func forEachChunk(_ count: Int, limit: Int, minimumWork: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+        let threads = max(1, limit)
+        let chunks = threads > 1 && count > 1 && count * minimumWork >= 32_768 ? min(count, threads) : 1
+        if chunks == 1 {
+            body(0, 0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                shared.value(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+            }
+        }
+    }
+}
+
 /// Carries a value into a `@Sendable` closure whose uses the caller has checked.
 struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value

@@ -129,6 +129,25 @@ struct LayerTests {
         expectClose(sum, a.toArray().map { 2 * $0 }, shape: a.shape, "add")
     }
 
+    @Test("The packed vector kernel and cblas_sgemm agree (odd channel counts, column tails, groups, ReLU)",
+          arguments: [(13, 5, 3, 1, 1, 37, 29), (8, 16, 3, 2, 1, 33, 64), (24, 12, 1, 1, 2, 17, 19), (3, 7, 3, 1, 1, 1, 1)])
+    func packedKernel(_ cout: Int, _ cin: Int, _ k: Int, _ stride: Int, _ groups: Int, _ h: Int, _ w: Int) throws {
+        var generator = SplitMix64(seed: UInt64(cout * 1000 + cin))
+        let weight = (0..<(cout * cin / groups * k * k)).map { _ in generator.nextGaussian() }
+        let bias = (0..<cout).map { _ in generator.nextGaussian() }
+        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (k, k),
+                          stride: stride, padding: k / 2, groups: groups)
+        let x = Tensor(shape: [1, cin, h, w], values: (0..<(cin * h * w)).map { _ in generator.nextGaussian() })
+        let reference = conv.withoutPackedKernel()
+        #expect(!reference.usesPackedKernel)
+        #expect(conv.usesPackedKernel == PackedKernel.isEnabled)
+        for activation in [Activation.identity, .relu, .sigmoid] {
+            let expected = reference(x, activation: activation, workspace: workspace).toArray()
+            let y = conv(x, activation: activation, workspace: workspace)
+            #expect(relativeError(y.toArray(), expected) <= 1e-5, "\(activation)")
+        }
+    }
+
     @Test("Workspace reuses buffers: a repeated layer sequence allocates nothing new")
     func workspaceReuse() throws {
         let x = try fixtures.tensor("conv3x3.x")

@@ -1,0 +1,48 @@
+// Single-precision GEMM micro-kernels for DepthNet's convolutions, with runtime CPU dispatch.
+//
+// C[m][n] = act(sum_k A[m][k] * B[k][n] + bias[m]) for m < M, n in [n0, n1), where A has been
+// packed once (at load time) by mr_pack_a into panels of MR_ROWS rows, B is row-major with row
+// stride ldb and C row-major with row stride ldc. The kernels use AVX-512F or AVX2+FMA when the
+// processor has them; mr_kernel_level() says which (0: none, callers then use cblas_sgemm).
+#ifndef MR_KERNELS_H
+#define MR_KERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Rows per packed panel of A.
+#define MR_ROWS 8
+
+/// 2: AVX-512F, 1: AVX2 + FMA, 0: no vector kernel on this processor.
+int mr_kernel_level(void);
+
+/// Floats needed by mr_pack_a for an M × K matrix.
+long mr_packed_size(int m, int k);
+
+/// Packs row-major A (M × K, row stride lda) into panels of MR_ROWS rows: packed[p][k][r],
+/// zero-padded to a multiple of MR_ROWS rows.
+void mr_pack_a(int m, int k, const float *a, int lda, float *packed);
+
+/// C[:, n0..<n1] = act(A·B[:, n0..<n1] + bias); act 0: identity, 1: ReLU. bias may be NULL.
+/// Requires mr_kernel_level() > 0.
+void mr_gemm_packed(int m, int k, int n0, int n1, const float *packed, const float *b, long ldb,
+                    float *c, long ldc, const float *bias, int relu);
+
+/// A convolution's geometry (one group): input cin × h × w, kernel kh × kw, output oh × ow.
+typedef struct {
+    int cin, h, w, kh, kw, stride, pad, oh, ow;
+} mr_conv_shape;
+
+/// Convolution as an implicit GEMM over 32-column panels of output positions j = oy·ow + ox:
+/// for each panel p in [p0, p1) the patches are gathered into `scratch` (cin·kh·kw × 32 floats,
+/// hot in cache, followed by room for cin·kh·kw ints) and multiplied by the packed weights
+/// (m output channels) — or, for stride 1 and panels away from the borders, read in place — writing
+/// dst[o][j] = act(Σ + bias[o]) with dst rows of oh·ow floats. Requires mr_kernel_level() > 0.
+void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
+                    int m, const float *packed, float *dst, const float *bias, int relu);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,255 @@
+#include "mr_kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+int mr_kernel_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
+}
+
+long mr_packed_size(int m, int k) { return (long)((m + MR_ROWS - 1) / MR_ROWS) * MR_ROWS * k; }
+
+void mr_pack_a(int m, int k, const float *a, int lda, float *packed) {
+    int panels = (m + MR_ROWS - 1) / MR_ROWS;
+    for (int p = 0; p < panels; p++) {
+        float *out = packed + (long)p * MR_ROWS * k;
+        for (int kk = 0; kk < k; kk++) {
+            for (int r = 0; r < MR_ROWS; r++) {
+                int row = p * MR_ROWS + r;
+                out[kk * MR_ROWS + r] = row < m ? a[(long)row * lda + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+// ---- AVX-512: 8 rows × 32 columns per micro-tile (16 zmm accumulators) ----
+
+__attribute__((target("avx512f")))
+static void tile_avx512(int rows, int k, const float *a, const float *b, long ldb, float *c, long ldc,
+                        int cols, const float *bias, int relu) {
+    __m512 acc[MR_ROWS][2];
+    for (int r = 0; r < MR_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? 0xFFFF : (cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1));
+    if (cols == 32) {
+        for (int kk = 0; kk < k; kk++) {
+            const float *row = b + kk * ldb;
+            __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+            const float *ak = a + kk * MR_ROWS;
+            for (int r = 0; r < MR_ROWS; r++) {
+                __m512 av = _mm512_set1_ps(ak[r]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+    } else {
+        for (int kk = 0; kk < k; kk++) {
+            const float *row = b + kk * ldb;
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, row), b1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            const float *ak = a + kk * MR_ROWS;
+            for (int r = 0; r < MR_ROWS; r++) {
+                __m512 av = _mm512_set1_ps(ak[r]);
+                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+    }
+    __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        __m512 v0 = _mm512_add_ps(acc[r][0], add), v1 = _mm512_add_ps(acc[r][1], add);
+        if (relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
+        _mm512_mask_storeu_ps(c + r * ldc, m0, v0);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, v1);
+    }
+}
+
+// ---- AVX2 + FMA: 8 rows × 8 columns per micro-tile (8 ymm accumulators) ----
+
+__attribute__((target("avx2,fma")))
+static void tile_avx2(int rows, int k, const float *a, const float *b, long ldb, float *c, long ldc,
+                      int cols, const float *bias, int relu) {
+    __m256 acc[MR_ROWS];
+    for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_setzero_ps();
+    int lanes[8];
+    for (int i = 0; i < 8; i++) lanes[i] = i < cols ? -1 : 0;
+    __m256i mask = _mm256_loadu_si256((const __m256i *)lanes);
+    for (int kk = 0; kk < k; kk++) {
+        const float *row = b + kk * ldb;
+        __m256 bv = cols == 8 ? _mm256_loadu_ps(row) : _mm256_maskload_ps(row, mask);
+        const float *ak = a + kk * MR_ROWS;
+        for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(ak + r), bv, acc[r]);
+    }
+    __m256 zero = _mm256_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        __m256 v = _mm256_add_ps(acc[r], _mm256_set1_ps(bias ? bias[r] : 0.0f));
+        if (relu) v = _mm256_max_ps(v, zero);
+        if (cols == 8) _mm256_storeu_ps(c + r * ldc, v); else _mm256_maskstore_ps(c + r * ldc, mask, v);
+    }
+}
+
+static int mr_kernel_level_cached(void) {
+    static int cached = -1;
+    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (level < 0) {
+        level = mr_kernel_level();
+        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
+    }
+    return level;
+}
+
+void mr_gemm_packed(int m, int k, int n0, int n1, const float *packed, const float *b, long ldb,
+                    float *c, long ldc, const float *bias, int relu) {
+    int level = mr_kernel_level_cached();
+    int panels = (m + MR_ROWS - 1) / MR_ROWS;
+    int width = level == 2 ? 32 : 8;
+    // Column blocks outermost: one block of B (k × width) stays in cache across all row panels.
+    for (int n = n0; n < n1; n += width) {
+        int cols = n1 - n < width ? n1 - n : width;
+        for (int p = 0; p < panels; p++) {
+            int rows = m - p * MR_ROWS < MR_ROWS ? m - p * MR_ROWS : MR_ROWS;
+            const float *a = packed + (long)p * MR_ROWS * k;
+            float *ct = c + (long)p * MR_ROWS * ldc + n;
+            const float *bp = bias ? bias + p * MR_ROWS : 0;
+            if (level == 2) tile_avx512(rows, k, a, b + n, ldb, ct, ldc, cols, bp, relu);
+            else tile_avx2(rows, k, a, b + n, ldb, ct, ldc, cols, bp, relu);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void gather_panel(const mr_conv_shape *s, const float *src, long j0, int cols, float *panel) {
+    // The panel's columns as runs within output rows: (oy, ox, lane, length), at most 32 runs.
+    int seg_oy[32], seg_ox[32], seg_lane[32], seg_len[32], segments = 0;
+    for (int lane = 0; lane < cols; segments++) {
+        long j = j0 + lane;
+        int oy = (int)(j / s->ow), ox = (int)(j % s->ow);
+        int len = cols - lane < s->ow - ox ? cols - lane : s->ow - ox;
+        seg_oy[segments] = oy; seg_ox[segments] = ox; seg_lane[segments] = lane; seg_len[segments] = len;
+        lane += len;
+    }
+    const int stride = s->stride, pad = s->pad, h = s->h, w = s->w;
+    int r = 0;
+    for (int c = 0; c < s->cin; c++) {
+        const float *plane = src + (long)c * h * w;
+        for (int ky = 0; ky < s->kh; ky++) {
+            for (int kx = 0; kx < s->kw; kx++, r++) {
+                float *row = panel + r * 32;
+                for (int q = 0; q < segments; q++) {
+                    int iy = seg_oy[q] * stride - pad + ky, len = seg_len[q];
+                    float *out = row + seg_lane[q];
+                    if (iy < 0 || iy >= h) {
+                        for (int t = 0; t < len; t++) out[t] = 0.0f;
+                        continue;
+                    }
+                    const float *in = plane + (long)iy * w;
+                    int base = seg_ox[q] * stride - pad + kx;
+                    if (stride == 1 && base >= 0 && base + len <= w) {
+                        const float *from = in + base;
+                        if (len == 32) {
+                            _mm256_storeu_ps(out, _mm256_loadu_ps(from));
+                            _mm256_storeu_ps(out + 8, _mm256_loadu_ps(from + 8));
+                            _mm256_storeu_ps(out + 16, _mm256_loadu_ps(from + 16));
+                            _mm256_storeu_ps(out + 24, _mm256_loadu_ps(from + 24));
+                        } else {
+                            for (int t = 0; t < len; t++) out[t] = from[t];
+                        }
+                    } else {
+                        for (int t = 0; t < len; t++) {
+                            int ix = base + t * stride;
+                            out[t] = ix >= 0 && ix < w ? in[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- Direct panels: B row kk of a panel is src + offset[kk] (no gather), 32 full columns ----
+
+__attribute__((target("avx512f")))
+static void direct_avx512(int rows, int k, const float *a, const float *src, const int *offset, float *c, long ldc,
+                          const float *bias, int relu) {
+    __m512 acc[MR_ROWS][2];
+    for (int r = 0; r < MR_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (int kk = 0; kk < k; kk++) {
+        const float *row = src + offset[kk];
+        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+        const float *ak = a + kk * MR_ROWS;
+        for (int r = 0; r < MR_ROWS; r++) {
+            __m512 av = _mm512_set1_ps(ak[r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        __m512 v0 = _mm512_add_ps(acc[r][0], add), v1 = _mm512_add_ps(acc[r][1], add);
+        if (relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
+        _mm512_storeu_ps(c + r * ldc, v0);
+        _mm512_storeu_ps(c + r * ldc + 16, v1);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void direct_avx2(int rows, int k, const float *a, const float *src, const int *offset, float *c, long ldc,
+                        const float *bias, int relu) {
+    for (int q = 0; q < 32; q += 8) {
+        __m256 acc[MR_ROWS];
+        for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_setzero_ps();
+        for (int kk = 0; kk < k; kk++) {
+            __m256 bv = _mm256_loadu_ps(src + offset[kk] + q);
+            const float *ak = a + kk * MR_ROWS;
+            for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(ak + r), bv, acc[r]);
+        }
+        __m256 zero = _mm256_setzero_ps();
+        for (int r = 0; r < rows; r++) {
+            __m256 v = _mm256_add_ps(acc[r], _mm256_set1_ps(bias ? bias[r] : 0.0f));
+            if (relu) v = _mm256_max_ps(v, zero);
+            _mm256_storeu_ps(c + r * ldc + q, v);
+        }
+    }
+}
+
+void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
+                    int m, const float *packed, float *dst, const float *bias, int relu) {
+    long n = (long)shape->oh * shape->ow;
+    int k = shape->cin * shape->kh * shape->kw;
+    int level = mr_kernel_level_cached();
+    // Stride 1: a panel of 32 positions inside one output row whose receptive field is inside
+    // the input reads B straight from the input, row kk at src + base + offset[kk].
+    int *offset = (int *)(scratch + (long)k * 32);
+    if (shape->stride == 1) {
+        int r = 0;
+        for (int c = 0; c < shape->cin; c++)
+            for (int ky = 0; ky < shape->kh; ky++)
+                for (int kx = 0; kx < shape->kw; kx++) offset[r++] = (c * shape->h + ky) * shape->w + kx;
+    }
+    int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
+    for (long p = p0; p < p1; p++) {
+        long j0 = p * 32;
+        int cols = n - j0 < 32 ? (int)(n - j0) : 32;
+        int oy = (int)(j0 / shape->ow), ox = (int)(j0 % shape->ow);
+        int iy = oy - shape->pad, ix = ox - shape->pad;
+        if (shape->stride == 1 && cols == 32 && ox + 32 <= shape->ow && iy >= 0 && iy + shape->kh <= shape->h
+            && ix >= 0 && ix + 31 + shape->kw <= shape->w) {
+            const float *base = src + (long)iy * shape->w + ix;
+            for (int q = 0; q < panels_m; q++) {
+                int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
+                const float *a = packed + (long)q * MR_ROWS * k;
+                float *ct = dst + (long)q * MR_ROWS * n + j0;
+                const float *bq = bias ? bias + q * MR_ROWS : 0;
+                if (level == 2) direct_avx512(rows, k, a, base, offset, ct, n, bq, relu);
+                else direct_avx2(rows, k, a, base, offset, ct, n, bq, relu);
+            }
+            continue;
+        }
+        gather_panel(shape, src, j0, cols, scratch);
+        mr_gemm_packed(m, k, 0, cols, packed, scratch, 32, dst + j0, n, bias, relu);
+    }
+}
