@@ -33,8 +33,8 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
 
         // MARK: DepthNet (issue 3)
+        .target(name: "_DepthNetKernels"),
         .target(name: "DepthNet", dependencies: ["CBLAS", "_DepthNetKernels"]),
-        .target(name: "DepthNet", dependencies: ["CBLAS"]),
         .testTarget(name: "DepthNetTests", dependencies: ["DepthNet"], resources: [.copy("Fixtures")]),
 
         // MARK: Meshing and MeshIO (issue 5)
