@@ -5,6 +5,7 @@ import CAMQP
 /// Every method throws `.channelClosed` once the broker has closed the channel (the connection then stays
 /// usable: open another channel), and the connection's error once the connection is gone.
 public final class AMQPChannel {
+    /// The channel number on its connection.
     public let id: UInt16
     private weak var connection: AMQPConnection?
     private var closeReason: AMQPError?

@@ -21,10 +21,17 @@ import Darwin
 ///
 /// Shutdown: `stopConsuming()` (no new deliveries; ones still in flight from the broker are requeued), settle
 /// what is in flight, then `shutdown()` (waits for outstanding confirms, closes channel and connection).
+///
+/// Completion handlers (`onComplete:`) and `onEvent` run on the I/O thread: they must return quickly and must
+/// never wait for another command of this client (that would stop the thread that has to execute it).
 public final class AMQPClient: Sendable, CustomStringConvertible {
+    /// Where to connect (the password never shows in logs).
     public let configuration: AMQPConfiguration
+    /// Declared on every connection, before the consumer starts.
     public let topology: AMQPTopology
+    /// The consumer started on every connection; nil for a publish-only client.
     public let consumer: AMQPConsumerSpec?
+    /// Reconnect backoff and timeouts.
     public let options: AMQPClientOptions
     /// Deliveries of the consumer, across reconnections; finishes after `shutdown()`. Iterate it from one task.
     public let messages: AsyncStream<AMQPDelivery>

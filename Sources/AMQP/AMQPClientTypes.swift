@@ -84,6 +84,7 @@ public struct AMQPReconnectPolicy: Sendable, Hashable {
 
 /// Settings of `AMQPClient` beyond the connection itself.
 public struct AMQPClientOptions: Sendable, Hashable {
+    /// Backoff between connection attempts.
     public var reconnect: AMQPReconnectPolicy
     /// How long a publish waits for the broker's confirm before it fails with `.timeout`. Default 30 s.
     public var publishConfirmTimeout: Duration

@@ -24,18 +24,24 @@ public struct AMQPTLSOptions: Sendable, Hashable {
 /// Where and how to connect: parsed from an AMQP URL, then adjustable field by field.
 ///
 /// `description` never shows the password.
-public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
+public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable {
     /// The URL every test and the worker fall back to.
     public static let defaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
+    /// Host name or IP address of the broker.
     public var host: String
+    /// TCP port; 5672 for amqp, 5671 for amqps unless the URL says otherwise.
     public var port: Int
     /// The virtual host, decoded (`%2F` in the URL → `/`). An empty URL path means `/`.
     public var virtualHost: String
+    /// User name for PLAIN login.
     public var username: String
+    /// Password for PLAIN login; never part of `description`, `debugDescription` or the mirror.
     public var password: String
     /// True for `amqps://`: the connection uses TLS.
     public var useTLS: Bool
+    /// Certificate checks and files for `useTLS`.
     public var tls: AMQPTLSOptions
     /// Heartbeat interval proposed to the broker in seconds; 0 disables heartbeats. Default 30.
     public var heartbeat: Int
@@ -191,6 +197,20 @@ public struct AMQPConfiguration: Sendable, Hashable, CustomStringConvertible {
         return "\(scheme)://\(Self.percentEncode(username))@\(h):\(port)/\(Self.percentEncode(virtualHost))"
     }
 
+    /// Like `description`: no password.
+    public var debugDescription: String { "AMQPConfiguration(\(description))" }
+
+    /// Every field but the password (shown as `<redacted>`), so `dump` cannot leak it.
+    public var customMirror: Mirror {
+        Mirror(self, children: [
+            "host": host, "port": port, "virtualHost": virtualHost, "username": username,
+            "password": "<redacted>", "useTLS": useTLS, "tls": tls, "heartbeat": heartbeat, "frameMax": frameMax,
+            "channelMax": channelMax, "connectionName": connectionName as Any, "connectTimeout": connectTimeout,
+            "rpcTimeout": rpcTimeout,
+        ], displayStyle: .struct)
+    }
+
+    /// The redacted URL and the main settings, for logs.
     public var description: String {
         var s = "\(redactedURL) heartbeat=\(heartbeat)s"
         if let connectionName { s += " name=\(connectionName)" }

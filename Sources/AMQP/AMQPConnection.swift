@@ -59,6 +59,7 @@ func makeTimeval(_ d: Duration) -> timeval {
 public final class AMQPConnection {
     /// Unique within the process; stamped on every delivery (`AMQPDelivery.connectionID`).
     public let id: UInt64
+    /// What the connection was opened with.
     public let configuration: AMQPConfiguration
     /// The heartbeat interval agreed with the broker, in seconds (0: none).
     public private(set) var negotiatedHeartbeat: Int = 0

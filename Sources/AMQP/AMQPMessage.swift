@@ -9,21 +9,31 @@ public enum AMQPDeliveryMode: UInt8, Sendable, Hashable {
 
 /// The `basic` content properties of a message.
 public struct AMQPProperties: Sendable, Hashable {
+    /// MIME type of the body, e.g. `application/json`.
     public var contentType: String?
+    /// Encoding of the body, e.g. `utf-8` or `gzip`.
     public var contentEncoding: String?
     /// Application headers; empty means none.
     public var headers: AMQPTable
+    /// Persistent (2) or transient (1); nil when the publisher did not say.
     public var deliveryMode: AMQPDeliveryMode?
+    /// Priority 0…9 for priority queues.
     public var priority: UInt8?
+    /// Ties a reply or result event to its request.
     public var correlationId: String?
+    /// Queue for replies (RPC pattern).
     public var replyTo: String?
     /// Per-message TTL in milliseconds, as a decimal string.
     public var expiration: String?
+    /// The publisher's id for the message.
     public var messageId: String?
     /// Seconds since the Unix epoch.
     public var timestamp: UInt64?
+    /// Message type name.
     public var type: String?
+    /// The publishing user; RabbitMQ checks it against the login.
     public var userId: String?
+    /// Name of the publishing application.
     public var appId: String?
 
     /// Properties for a new message: persistent unless told otherwise.
@@ -109,15 +119,21 @@ public struct AMQPDelivery: Sendable {
     /// Identifies the connection the message came on (unique within the process; see `AMQPConnection.id`).
     /// A delivery tag is only meaningful on that connection and channel.
     public var connectionID: UInt64
+    /// The channel the message came on.
     public var channel: UInt16
+    /// Identifies the delivery for ack, nack and reject on its channel.
     public var deliveryTag: UInt64
     /// The broker delivered this message before (to this or another consumer) without an ack.
     public var redelivered: Bool
+    /// The exchange the message was published to (empty: the default exchange).
     public var exchange: String
+    /// The routing key the message was published with.
     public var routingKey: String
     /// Empty for `basic.get`.
     public var consumerTag: String
+    /// Content properties and headers.
     public var properties: AMQPProperties
+    /// The message body.
     public var body: [UInt8]
 
     public init(connectionID: UInt64, channel: UInt16, deliveryTag: UInt64, redelivered: Bool, exchange: String,
@@ -139,20 +155,31 @@ public struct AMQPDelivery: Sendable {
 
 /// A mandatory message the broker could not route (`basic.return`).
 public struct AMQPReturnedMessage: Sendable {
+    /// The channel the message came on.
     public var channel: UInt16
+    /// Why the broker returned the message, e.g. 312 NO_ROUTE.
     public var replyCode: UInt16
+    /// The reply code as text, e.g. `NO_ROUTE`.
     public var replyText: String
+    /// The exchange the message was published to (empty: the default exchange).
     public var exchange: String
+    /// The routing key the message was published with.
     public var routingKey: String
+    /// Content properties and headers.
     public var properties: AMQPProperties
+    /// The message body.
     public var body: [UInt8]
 }
 
 /// A message to publish.
 public struct AMQPOutgoingMessage: Sendable {
+    /// The exchange the message was published to (empty: the default exchange).
     public var exchange: String
+    /// The routing key the message was published with.
     public var routingKey: String
+    /// The message body.
     public var body: [UInt8]
+    /// Content properties and headers.
     public var properties: AMQPProperties
     /// Ask the broker to return the message (`basic.return`) when no queue takes it.
     public var mandatory: Bool

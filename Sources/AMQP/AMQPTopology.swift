@@ -5,13 +5,19 @@ public enum AMQPExchangeType: String, Sendable, Hashable, CaseIterable {
 
 /// An exchange to declare (or, with `passive`, only to check).
 public struct AMQPExchangeSpec: Sendable, Hashable {
+    /// The name.
     public var name: String
+    /// How the exchange routes.
     public var type: AMQPExchangeType
+    /// Survives a broker restart.
     public var durable: Bool
+    /// Deleted when its last binding or consumer goes away.
     public var autoDelete: Bool
+    /// Only other exchanges may publish to it.
     public var `internal`: Bool
     /// Only check that the exchange exists (404 NOT_FOUND otherwise); type, flags and arguments are ignored.
     public var passive: Bool
+    /// Optional arguments (`x-…`).
     public var arguments: AMQPTable
 
     public init(name: String, type: AMQPExchangeType = .direct, durable: Bool = true, autoDelete: Bool = false,
@@ -30,12 +36,16 @@ public struct AMQPExchangeSpec: Sendable, Hashable {
 public struct AMQPQueueSpec: Sendable, Hashable {
     /// Empty: the broker picks a name (server-named queue), returned by `declareQueue`.
     public var name: String
+    /// Survives a broker restart.
     public var durable: Bool
+    /// Only this connection may use it; deleted with the connection.
     public var exclusive: Bool
+    /// Deleted when its last binding or consumer goes away.
     public var autoDelete: Bool
     /// Only check that the queue exists (404 NOT_FOUND otherwise). Use this where another party owns the
     /// queue's arguments: a declare with different arguments fails with 406 PRECONDITION_FAILED.
     public var passive: Bool
+    /// Optional arguments (`x-…`).
     public var arguments: AMQPTable
 
     public init(name: String, durable: Bool = true, exclusive: Bool = false, autoDelete: Bool = false,
@@ -69,9 +79,13 @@ public struct AMQPQueueSpec: Sendable, Hashable {
 
 /// A binding of a queue to an exchange.
 public struct AMQPBindingSpec: Sendable, Hashable {
+    /// The queue.
     public var queue: String
+    /// The exchange.
     public var exchange: String
+    /// The binding key (empty for fanout).
     public var routingKey: String
+    /// Optional arguments (`x-…`).
     public var arguments: AMQPTable
 
     public init(queue: String, exchange: String, routingKey: String = "", arguments: AMQPTable = [:]) {
@@ -84,8 +98,11 @@ public struct AMQPBindingSpec: Sendable, Hashable {
 
 /// Exchanges, queues and bindings, declared in that order on every (re)connection.
 public struct AMQPTopology: Sendable, Hashable {
+    /// Declared first.
     public var exchanges: [AMQPExchangeSpec]
+    /// Declared after the exchanges.
     public var queues: [AMQPQueueSpec]
+    /// Declared last.
     public var bindings: [AMQPBindingSpec]
 
     public init(exchanges: [AMQPExchangeSpec] = [], queues: [AMQPQueueSpec] = [], bindings: [AMQPBindingSpec] = []) {
@@ -97,12 +114,15 @@ public struct AMQPTopology: Sendable, Hashable {
 
 /// The consumer an `AMQPClient` runs.
 public struct AMQPConsumerSpec: Sendable, Hashable {
+    /// The queue.
     public var queue: String
     /// `basic.qos` prefetch count: at most this many unacknowledged deliveries at once (0: unlimited).
     public var prefetch: UInt16
     /// Empty: the broker picks a tag.
     public var consumerTag: String
+    /// The only consumer of the queue (others are refused with 403 while it runs).
     public var exclusive: Bool
+    /// Optional arguments (`x-…`).
     public var arguments: AMQPTable
 
     public init(queue: String, prefetch: UInt16, consumerTag: String = "", exclusive: Bool = false,
@@ -117,9 +137,11 @@ public struct AMQPConsumerSpec: Sendable, Hashable {
 
 /// Result of a queue declare: the name (useful for server-named queues) and the counts at that moment.
 public struct AMQPQueueStatus: Sendable, Hashable {
+    /// The name.
     public var name: String
     /// Ready messages (not counting unacknowledged ones).
     public var messageCount: UInt32
+    /// Consumers on the queue.
     public var consumerCount: UInt32
 
     public init(name: String, messageCount: UInt32, consumerCount: UInt32) {

@@ -66,6 +66,11 @@ struct AMQPConfigurationTests {
         #expect(!String(describing: c).contains("hunter2"))
         #expect(!String(reflecting: AMQPClient(configuration: c)).contains("hunter2"))
         #expect(c.description.contains("user@host:5672/vh"))
+        var dumped = ""
+        dump(c, to: &dumped)
+        #expect(!dumped.contains("hunter2"))
+        #expect(dumped.contains("<redacted>"))
+        #expect(!"\(AMQPError.authenticationFailed(username: c.username, replyText: "ACCESS_REFUSED"))".contains("hunter2"))
     }
 
     @Test(arguments: [
