@@ -97,7 +97,13 @@ struct MarchingCubesTables: Sendable {
         var triStart: [UInt32] = [0], codes: [UInt8] = []
         var cStart: [UInt32] = [0], cCodes: [UInt8] = []
         for entry in 0..<(256 * 64) {
-            let c = entry >> 6, bits = entry & 63 & Int(ambiguous[c])
+            let c = entry >> 6, bits = entry & 63
+            // Only face bits of ambiguous faces are ever looked up; other entries stay empty.
+            guard bits & ~Int(ambiguous[c]) == 0 else {
+                triStart.append(UInt32(codes.count))
+                cStart.append(UInt32(cCodes.count))
+                continue
+            }
             var next = [Int](repeating: -1, count: 12)
             for f in 0..<6 {
                 let fc = faces[f]

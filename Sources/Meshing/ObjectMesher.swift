@@ -59,9 +59,7 @@ public struct ObjectMesher: Sendable {
     /// Meshes the object seen in `maps` through `camera` (whose image size must be the
     /// maps'), colouring it from `photo` (any size with the maps' aspect) when given.
     public func mesh(_ maps: DepthMaps, camera: PinholeCamera, photo: Image? = nil) throws(MeshingError) -> Result {
-        guard camera.width == maps.width && camera.height == maps.height else {
-            throw .cameraMismatch(camera: SIMD2(camera.width, camera.height), maps: SIMD2(maps.width, maps.height))
-        }
+        try checkCamera(camera, maps)
         if let photo { try checkAspect(photo, maps) }
         let filled = try FilledMaps(maps, threshold: options.maskThreshold)
         let (volume, voxel) = carve(filled, camera: camera)
@@ -85,9 +83,7 @@ public struct ObjectMesher: Sendable {
     /// The carved volume object mode meshes (level 0, inside > 0), in camera-frame
     /// coordinates: for inspection, and for meshing the same field elsewhere.
     public func volume(_ maps: DepthMaps, camera: PinholeCamera) throws(MeshingError) -> Volume {
-        guard camera.width == maps.width && camera.height == maps.height else {
-            throw .cameraMismatch(camera: SIMD2(camera.width, camera.height), maps: SIMD2(maps.width, maps.height))
-        }
+        try checkCamera(camera, maps)
         return carve(try FilledMaps(maps, threshold: options.maskThreshold), camera: camera).0
     }
 
@@ -170,6 +166,12 @@ public struct ObjectMesher: Sendable {
             }
         }
         return colors
+    }
+}
+
+func checkCamera(_ camera: PinholeCamera, _ maps: DepthMaps) throws(MeshingError) {
+    guard camera.width == maps.width && camera.height == maps.height else {
+        throw .cameraMismatch(camera: SIMD2(camera.width, camera.height), maps: SIMD2(maps.width, maps.height))
     }
 }
 

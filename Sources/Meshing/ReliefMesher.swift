@@ -33,9 +33,7 @@ public struct ReliefMesher: Sendable {
     /// The relief mesh of `maps.front` (and `maps.mask`) seen through `camera`, whose
     /// image size must be the maps'. `photo` (same aspect) is only used for vertex colours.
     public func mesh(_ maps: DepthMaps, camera: PinholeCamera, photo: Image? = nil) throws(MeshingError) -> Mesh {
-        guard camera.width == maps.width && camera.height == maps.height else {
-            throw .cameraMismatch(camera: SIMD2(camera.width, camera.height), maps: SIMD2(maps.width, maps.height))
-        }
+        try checkCamera(camera, maps)
         if let photo { try checkAspect(photo, maps) }
         let w = maps.width, h = maps.height
         var index = [Int32](repeating: -1, count: w * h)

@@ -38,14 +38,27 @@ struct MarchingCubesTests {
         #expect(mesh.volume > 0)
     }
 
-    @Test("the tables give every case closed loops", arguments: [0, 1, 2])
-    func tables(_ unused: Int) {
-        _ = unused
+    @Test("the generated tables use exactly the crossed edges of every case and decider outcome")
+    func tables() {
         let t = MarchingCubesTables.shared
         #expect(t.triangleStart.count == 256 * 64 + 1)
-        // Cases 0 and 255 are empty; every other case has triangles.
-        #expect(t.triangleStart[1] == 0)
-        for c in 1..<255 { #expect(t.triangleStart[c << 6 + 1] > t.triangleStart[c << 6]) }
+        #expect(t.triangleStart[1] == 0 && t.triangleStart[255 << 6 + 1] == t.triangleStart[255 << 6])
+        var ambiguousCases = 0
+        for c in 1..<255 {
+            if t.ambiguousFaces[c] != 0 { ambiguousCases += 1 }
+            let crossed = Set((0..<12).filter { e in
+                let (a, b) = MarchingCubesTables.edgeCorners(e)
+                return (c >> a & 1) != (c >> b & 1)
+            })
+            for bits in 0..<64 where bits & ~Int(t.ambiguousFaces[c]) == 0 {
+                let entry = c << 6 | bits
+                let codes = t.triangleCodes[Int(t.triangleStart[entry])..<Int(t.triangleStart[entry + 1])]
+                #expect(codes.count % 3 == 0 && !codes.isEmpty)
+                #expect(Set(codes.filter { $0 < 12 }.map(Int.init)) == crossed, "case \(c) bits \(bits)")
+            }
+        }
+        // Cases with a face whose diagonal corners are alike: the ones the decider resolves.
+        #expect(ambiguousCases > 0 && t.ambiguousFaces[0b0000_1001] != 0 && t.ambiguousFaces[0b0000_0011] == 0)
     }
 
     @Test("every one of the 256 cube configurations is meshed closed after padding",
