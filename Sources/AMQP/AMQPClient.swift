@@ -355,7 +355,6 @@ final class IOLoop {
         guard let conn = connection else { throw AMQPError.notConnected }
         var fds = [pollfd(fd: conn.socketDescriptor, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: client.wakeReadFD, events: Int16(POLLIN), revents: 0)]
-        var idle = false
         while true {
             try runCommands()
             if stopRequested {
@@ -363,12 +362,10 @@ final class IOLoop {
                 return
             }
             expireConfirms()
-            // Read what has arrived; rabbitmq-c also sends heartbeats in here. It notices missing heartbeats
-            // from the broker only when the wait is not zero, hence the tiny wait after an idle poll.
+            // Read what has arrived. rabbitmq-c also sends heartbeats and notices missing ones in here, so this
+            // runs at least every 250 ms (the poll timeout below) whatever the callers are doing.
             var handled = 0
-            var wait: Duration = idle ? .microseconds(1) : .zero
-            while handled < 512, let event = try conn.nextEvent(timeout: wait) {
-                wait = .zero
+            while handled < 512, let event = try conn.nextEvent(timeout: .zero) {
                 try handle(event)
                 handled += 1
                 if client.shared.withLock({ $0.wakePending }) { break }
@@ -377,7 +374,7 @@ final class IOLoop {
             if client.shared.withLock({ $0.wakePending }) { continue }
             fds[0].revents = 0
             fds[1].revents = 0
-            idle = poll(&fds, 2, 250) == 0
+            _ = poll(&fds, 2, 250)
         }
     }
 

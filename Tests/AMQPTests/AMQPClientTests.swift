@@ -272,13 +272,13 @@ struct AMQPClientTests {
         let queue = Broker.unique("heartbeat")
         defer { Broker.cleanup(queues: [queue]) }
         let events = EventLog()
-        let client = try await startedClient(queue: queue, heartbeat: 2, events: events)
+        let client = try await startedClient(queue: queue, heartbeat: 1, events: events)
         var it = client.messages.makeAsyncIterator()
         let connectionID = client.connectionID
         try await client.publish(job(queue, "slow"))
         let m = try #require(await Broker.next(&it))
-        // A slow job: three heartbeat intervals. Without heartbeats the broker drops the connection after two.
-        try await Task.sleep(for: .seconds(6))
+        // A slow job: four heartbeat intervals. Without heartbeats the broker drops the connection after two.
+        try await Task.sleep(for: .seconds(4))
         #expect(client.connectionID == connectionID)
         #expect(events.connectionLosses == 0)
         #expect(await client.ack(m) == .sent)

@@ -114,3 +114,86 @@ struct AMQPTLSTests {
         noVerify.close()
     }
 }
+
+/// A plain TCP relay to the broker for one connection (`socat` without fork), which a test can freeze with
+/// SIGSTOP to make the broker go silent without closing the socket.
+final class FreezableRelay {
+    let port: Int
+    private let process: Process
+
+    init() throws {
+        port = Int.random(in: 40_001...60_000)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/socat")
+        process.arguments = ["tcp-listen:\(port),bind=127.0.0.1,reuseaddr", "tcp:127.0.0.1:5672"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(5)
+        // Wait for the listening socket without connecting to it (one connection only).
+        while !Self.isListening(port) {
+            guard ContinuousClock.now < deadline, process.isRunning else { throw BrokerTestError("socat did not start") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    private static func isListening(_ port: Int) -> Bool {
+        let hex = String(format: ":%04X ", port)
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
+        return table.split(separator: "\n").contains { $0.contains("0100007F\(hex)") && $0.contains(" 0A ") }
+    }
+
+    /// Stops forwarding: the socket stays open, nothing moves either way.
+    func freeze() { kill(process.processIdentifier, SIGSTOP) }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        kill(process.processIdentifier, SIGCONT)
+        process.waitUntilExit()
+    }
+}
+
+@Suite("AMQP heartbeats against a silent broker", .enabled(if: TLSProxy.toolsAvailable, "needs socat"))
+struct AMQPSilentBrokerTests {
+    private func relayed(_ relay: FreezableRelay, name: String) throws -> AMQPConfiguration {
+        var c = try Broker.configuration(name: name, heartbeat: 1)
+        c.host = "127.0.0.1"
+        c.port = relay.port
+        return c
+    }
+
+    @Test func connectionNoticesMissingHeartbeats() throws {
+        let relay = try FreezableRelay()
+        let connection = try AMQPConnection(configuration: relayed(relay, name: Broker.unique("silent")))
+        defer { connection.close() }
+        #expect(connection.negotiatedHeartbeat == 1)
+        // Idle but healthy: heartbeats flow both ways.
+        let idleUntil = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < idleUntil { _ = try connection.nextEvent(timeout: .milliseconds(200)) }
+        #expect(connection.isOpen)
+        relay.freeze()
+        var caught: AMQPError?
+        let deadline = ContinuousClock.now + .seconds(6)
+        while caught == nil, ContinuousClock.now < deadline {
+            do { _ = try connection.nextEvent(timeout: .milliseconds(200)) } catch { caught = error }
+        }
+        #expect(caught == .connectionLost("no heartbeat from the broker"))
+        #expect(!connection.isOpen)
+    }
+
+    @Test func clientNoticesMissingHeartbeatsWhileIdle() async throws {
+        let relay = try FreezableRelay()
+        let events = EventLog()
+        let client = AMQPClient(configuration: try relayed(relay, name: Broker.unique("silent-client")),
+                                options: Broker.fastReconnect, onEvent: { events.record($0) })
+        client.start()
+        try await client.waitUntilReady(timeout: .seconds(5))
+        relay.freeze()
+        let deadline = ContinuousClock.now + .seconds(6)
+        while events.connectionLosses == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let lost = events.all.compactMap { if case .connectionLost(let e) = $0 { e } else { nil } }
+        #expect(lost == [.connectionLost("no heartbeat from the broker")])
+        #expect(!client.isReady)
+        await client.shutdown()
+    }
+}
