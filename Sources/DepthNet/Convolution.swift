@@ -173,8 +173,30 @@ public struct Conv2D: Sendable {
             let chunks = Parallel.maximumChunks
             let scratch = workspace.make([chunks * k * 33])   // per chunk: a k × 32 panel + k offsets
             let size = mr_packed_size(Int32(cout), Int32(k))
-            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
-                                      kw: Int32(kernelWidth), stride: Int32(stride), pad: Int32(padding),
+            // Stride 1 with rows of whole panels: a zero-padded copy of the input lets every panel
+            // read its patches in place (no gather at the borders).
+            var source = groupSrc
+            var (sh, sw, pad) = (h, w, padding)
+            var padded: Tensor? = nil
+            if stride == 1 && padding > 0 && ow % 32 == 0 {
+                (sh, sw, pad) = (h + 2 * padding, w + 2 * padding, 0)
+                let copy = workspace.make([cin * sh * sw])
+                Parallel.forEach(cin, minimumWork: sh * sw) { c in
+                    let out = copy.base + c * sh * sw, plane = groupSrc + c * h * w
+                    out.update(repeating: 0, count: padding * sw)
+                    for y in 0..<h {
+                        let line = out + (y + padding) * sw
+                        line.update(repeating: 0, count: padding)
+                        (line + padding).update(from: plane + y * w, count: w)
+                        (line + padding + w).update(repeating: 0, count: padding)
+                    }
+                    (out + (h + padding) * sw).update(repeating: 0, count: padding * sw)
+                }
+                source = UnsafePointer(copy.base)
+                padded = copy
+            }
+            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(sh), w: Int32(sw), kh: Int32(kernelHeight),
+                                      kw: Int32(kernelWidth), stride: Int32(stride), pad: Int32(pad),
                                       oh: Int32(oh), ow: Int32(ow))
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []
@@ -185,12 +207,13 @@ public struct Conv2D: Sendable {
                     let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
                     withUnsafePointer(to: &shape) { shapePointer in
                         Parallel.forEachChunk(panels, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
-                            mr_conv_panels(shapePointer, groupSrc, range.lowerBound, range.upperBound,
+                            mr_conv_panels(shapePointer, source, range.lowerBound, range.upperBound,
                                            scratch.base + chunk * k * 33, Int32(cout), a, groupDst, groupBias, relu)
                         }
                     }
                 }
             }
+            withExtendedLifetime(padded) {}
             return
         }
         if kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 {

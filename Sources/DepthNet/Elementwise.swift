@@ -124,22 +124,31 @@ public enum Ops {
     static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap]) {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let (oh, ow) = (ys.count, xs.count)
+        // Vertical blend of the two source rows first (a contiguous, vectorisable loop), then
+        // the horizontal taps on that one row.
+        let chunks = Parallel.maximumChunks
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: w * chunks) { scratch in
+        let blended = scratch.baseAddress!
         ys.withUnsafeBufferPointer { ys in xs.withUnsafeBufferPointer { xs in
-        Parallel.forEach(n * c, minimumWork: oh * ow) { p in
-            let src = x.base + p * h * w, dst = out + p * oh * ow
-            for oy in 0..<oh {
-                let ty = ys[oy]
-                let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
-                let line = dst + oy * ow
-                for ox in 0..<ow {
-                    let tx = xs[ox]
-                    let top = r0[tx.i0] * (1 - tx.t) + r0[tx.i1] * tx.t
-                    let bottom = r1[tx.i0] * (1 - tx.t) + r1[tx.i1] * tx.t
-                    line[ox] = top * (1 - ty.t) + bottom * ty.t
+        Parallel.forEachChunk(n * c, limit: chunks, minimumWork: oh * ow) { chunk, planes in
+            let row = blended + chunk * w
+            for p in planes {
+                let src = x.base + p * h * w, dst = out + p * oh * ow
+                for oy in 0..<oh {
+                    let ty = ys[oy]
+                    let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
+                    let a = 1 - ty.t, b = ty.t
+                    for i in 0..<w { row[i] = r0[i] * a + r1[i] * b }
+                    let line = dst + oy * ow
+                    for ox in 0..<ow {
+                        let tx = xs[ox]
+                        line[ox] = row[tx.i0] * (1 - tx.t) + row[tx.i1] * tx.t
+                    }
                 }
             }
         }
         } }
+        }
     }
 
     /// Bilinear ×-resize of `x` to the size of `skip` (align_corners=False), concatenated with
