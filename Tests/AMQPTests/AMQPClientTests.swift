@@ -243,6 +243,44 @@ struct AMQPClientTests {
         #expect(try Broker.messageCount(queue) == 0)
     }
 
+    @Test func reconnectUnderLoadFinishesEveryMessage() async throws {
+        let queue = Broker.unique("load"), name = Broker.unique("load-conn")
+        defer { Broker.cleanup(queues: [queue]) }
+        let total = 300
+        try Broker.withChannel { _, ch in
+            try ch.declareQueue(AMQPQueueSpec(name: queue))
+            try ch.enableConfirms()
+            var last: UInt64 = 0
+            for i in 0..<total { last = try ch.publish(job(queue, "m\(i)")) }
+            #expect(try ch.waitForConfirm(last, timeout: .seconds(5)))
+        }
+        let events = EventLog()
+        let client = try await startedClient(queue: queue, name: name, prefetch: 8, events: events)
+        var done = Set<String>()
+        var stale = 0
+        var closed = false
+        let deadline = ContinuousClock.now + .seconds(8)
+        for await m in client.messages {
+            try await Task.sleep(for: .milliseconds(1))  // a little work per message
+            switch await client.ack(m) {
+            case .sent: done.insert(String(decoding: m.body, as: UTF8.self))
+            case .stale: stale += 1
+            case .failed(let error): Issue.record("ack failed: \(error)")
+            }
+            if done.count == 100 && !closed {
+                closed = true
+                #expect(try Broker.closeConnections(named: name) == 1)
+            }
+            if done.count == total || ContinuousClock.now > deadline { break }
+        }
+        #expect(done.count == total)
+        #expect(stale <= 8)  // at most the prefetch was in flight when the connection dropped
+        #expect(events.connectionLosses == 1)
+        #expect(events.readyCount == 2)
+        await client.shutdown()
+        #expect(try Broker.messageCount(queue) == 0)
+    }
+
     @Test func staleDeliveryTagIsNotAckedOnTheNewConnection() async throws {
         let queue = Broker.unique("stale"), name = Broker.unique("stale-conn")
         defer { Broker.cleanup(queues: [queue]) }
