@@ -60,9 +60,9 @@ public struct MarchingCubes: Sendable {
         // Pass 1: counts.
         let counts = SlabCounts(count: slabCount)
         defer { counts.deallocate() }
-        forEachSlab(slabCount, workers: workers) { s in
+        forEachSlab(slabCount, workers: workers, grid: grid) { s, scratch in
             var sink = SlabSink(counting: true)
-            Slab.run(grid, tables, index: s, count: slabCount, &sink)
+            Slab.run(grid, tables, index: s, count: slabCount, scratch, &sink)
             counts.vertices[s] = sink.vertexCount
             counts.triangles[s] = sink.triangleCount
         }
@@ -81,12 +81,12 @@ public struct MarchingCubes: Sendable {
                 adviseHugePages(UnsafeMutableRawPointer(pOut.baseAddress!), bytes: pOut.count * MemoryLayout<SIMD3<Float>>.stride)
                 adviseHugePages(UnsafeMutableRawPointer(tOut.baseAddress!), bytes: tOut.count * MemoryLayout<SIMD3<UInt32>>.stride)
                 let out = UnsafeSendable(value: (pOut.baseAddress!, tOut.baseAddress!))
-                forEachSlab(slabCount, workers: workers) { s in
+                forEachSlab(slabCount, workers: workers, grid: grid) { s, scratch in
                     var sink = SlabSink(counting: false, vertexBase: vertexOffset[s],
                                         nextSlabBase: vertexOffset[s + 1],
                                         positions: out.value.0 + vertexOffset[s],
                                         triangles: out.value.1 + triangleOffset[s])
-                    Slab.run(grid, tables, index: s, count: slabCount, &sink)
+                    Slab.run(grid, tables, index: s, count: slabCount, scratch, &sink)
                     precondition(sink.vertexCount == vertexOffset[s + 1] - vertexOffset[s]
                                  && sink.triangleCount == triangleOffset[s + 1] - triangleOffset[s],
                                  "marching cubes passes disagree")
@@ -100,15 +100,20 @@ public struct MarchingCubes: Sendable {
 
     /// Runs `body` for every slab index, in order on one thread or handed out in order to
     /// `workers` threads.
-    private func forEachSlab(_ count: Int, workers: Int, _ body: @escaping (Int) -> Void) {
+    /// Each worker reuses one `SlabScratch` for all its slabs.
+    private func forEachSlab(_ count: Int, workers: Int, grid: Grid, _ body: @escaping (Int, SlabScratch) -> Void) {
         if workers <= 1 {
-            for s in 0..<count { body(s) }
+            let scratch = SlabScratch(grid)
+            defer { scratch.deallocate() }
+            for s in 0..<count { body(s, scratch) }
             return
         }
         let queue = WorkQueue(count: count)
         let work = UnsafeSendable(value: body)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while let s = queue.next() { work.value(s) }
+            let scratch = SlabScratch(grid)
+            defer { scratch.deallocate() }
+            while let s = queue.next() { work.value(s, scratch) }
         }
     }
 }
@@ -192,6 +197,22 @@ struct Grid: @unchecked Sendable {
     let spacing: SIMD3<Float>
 }
 
+/// A worker's edge-id, inside-bit and row-summary buffers, reused from slab to slab.
+/// Entries are always written before they are read (an id only for a crossed edge, and
+/// only crossed edges are looked up), so they need no clearing between slabs.
+final class SlabScratch {
+    let ids: UnsafeMutablePointer<UInt32>
+    let bits: UnsafeMutablePointer<UInt8>
+    let rows: UnsafeMutablePointer<UInt8>
+    init(_ g: Grid) {
+        let plane = g.nx * g.ny
+        ids = .allocate(capacity: 5 * plane); ids.initialize(repeating: UInt32.max, count: 5 * plane)
+        bits = .allocate(capacity: 2 * plane); bits.initialize(repeating: 0, count: 2 * plane)
+        rows = .allocate(capacity: 2 * g.ny); rows.initialize(repeating: 0, count: 2 * g.ny)
+    }
+    func deallocate() { ids.deallocate(); bits.deallocate(); rows.deallocate() }
+}
+
 /// Per-slab vertex and triangle counts of the first pass (each slot written by one thread).
 final class SlabCounts: @unchecked Sendable {
     let vertices: UnsafeMutablePointer<Int>
@@ -224,18 +245,13 @@ enum Slab {
     /// at `[2·plane, 4·plane)` (plane `z` in half `z & 1`), z-edges of the current layer
     /// at `[4·plane, 5·plane)`. Vertices are created eagerly, plane by plane, in scan
     /// order, so the cells only look ids up.
-    static func run(_ g: Grid, _ tables: MarchingCubesTables, index: Int, count: Int, _ sink: inout SlabSink) {
+    static func run(_ g: Grid, _ tables: MarchingCubesTables, index: Int, count: Int, _ scratch: SlabScratch,
+                    _ sink: inout SlabSink) {
         let z0 = index * MarchingCubes.slabDepth
         let z1 = min(z0 + MarchingCubes.slabDepth, g.nz - 1)
         let ownsTop = index == count - 1
         let nx = g.nx, ny = g.ny, plane = nx * ny
-        let ids = UnsafeMutablePointer<UInt32>.allocate(capacity: 5 * plane)
-        ids.initialize(repeating: UInt32.max, count: 5 * plane)
-        let bits = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * plane)
-        bits.initialize(repeating: 0, count: 2 * plane)
-        let rows = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * ny)
-        rows.initialize(repeating: 0, count: 2 * ny)
-        defer { ids.deallocate(); bits.deallocate(); rows.deallocate() }
+        let ids = scratch.ids, bits = scratch.bits, rows = scratch.rows
         let level = g.level, margin = MarchingCubes.edgeMargin
         let v = g.values
         let origin = g.origin, spacing = g.spacing
