@@ -167,36 +167,43 @@ public struct Conv2D: Sendable {
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
+        if let epilogue, ow % 16 == 0, stride <= 2 {
+            // Vector kernel on a prepared input (zero-padded, columns split by stride phase): every
+            // 32-position panel reads its patches in place, as two 16-column row segments.
+            let prepared = stride == 1 && padding == 0 ? nil : prepare(groupSrc, cin, h, w, workspace)
+            let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
+            let size = mr_packed_size(Int32(cout), Int32(k))
+            let relu: Int32 = epilogue == .relu ? 1 : 0
+            let biasValues = bias ?? []
+            let chunks = Parallel.maximumChunks
+            let offsets = workspace.make([chunks * k])       // room for k Int32 offsets per chunk
+            var input = mr_conv_prepared(src: prepared.map { UnsafePointer($0.base) } ?? groupSrc, cin: Int32(cin),
+                                         hp: Int32(hp), wq: Int32(wq), kh: Int32(kernelHeight), kw: Int32(kernelWidth),
+                                         stride: Int32(stride), oh: Int32(oh), ow: Int32(ow))
+            packedWeight.withUnsafeBufferPointer { packed in
+                biasValues.withUnsafeBufferPointer { bp in
+                    let a = packed.baseAddress! + g * size
+                    let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
+                    withUnsafePointer(to: &input) { inputPointer in
+                        Parallel.forEachChunk((oh * ow + 31) / 32, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
+                            let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
+                            mr_conv_panels_prepared(inputPointer, range.lowerBound, range.upperBound, offset, Int32(cout),
+                                                    a, groupDst, groupBias, relu)
+                        }
+                    }
+                }
+            }
+            withExtendedLifetime(prepared) {}
+            return
+        }
         if let epilogue {
             // Vector kernel, implicit GEMM: each task gathers the patches of 32 output positions
             // at a time into a small scratch panel (hot in cache) and multiplies it at once.
             let chunks = Parallel.maximumChunks
             let scratch = workspace.make([chunks * k * 33])   // per chunk: a k × 32 panel + k offsets
             let size = mr_packed_size(Int32(cout), Int32(k))
-            // Stride 1 with rows of whole panels: a zero-padded copy of the input lets every panel
-            // read its patches in place (no gather at the borders).
-            var source = groupSrc
-            var (sh, sw, pad) = (h, w, padding)
-            var padded: Tensor? = nil
-            if stride == 1 && padding > 0 && ow % 32 == 0 {
-                (sh, sw, pad) = (h + 2 * padding, w + 2 * padding, 0)
-                let copy = workspace.make([cin * sh * sw])
-                Parallel.forEach(cin, minimumWork: sh * sw) { c in
-                    let out = copy.base + c * sh * sw, plane = groupSrc + c * h * w
-                    out.update(repeating: 0, count: padding * sw)
-                    for y in 0..<h {
-                        let line = out + (y + padding) * sw
-                        line.update(repeating: 0, count: padding)
-                        (line + padding).update(from: plane + y * w, count: w)
-                        (line + padding + w).update(repeating: 0, count: padding)
-                    }
-                    (out + (h + padding) * sw).update(repeating: 0, count: padding * sw)
-                }
-                source = UnsafePointer(copy.base)
-                padded = copy
-            }
-            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(sh), w: Int32(sw), kh: Int32(kernelHeight),
-                                      kw: Int32(kernelWidth), stride: Int32(stride), pad: Int32(pad),
+            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
+                                      kw: Int32(kernelWidth), stride: Int32(stride), pad: Int32(padding),
                                       oh: Int32(oh), ow: Int32(ow))
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []
@@ -207,13 +214,12 @@ public struct Conv2D: Sendable {
                     let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
                     withUnsafePointer(to: &shape) { shapePointer in
                         Parallel.forEachChunk(panels, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
-                            mr_conv_panels(shapePointer, source, range.lowerBound, range.upperBound,
+                            mr_conv_panels(shapePointer, groupSrc, range.lowerBound, range.upperBound,
                                            scratch.base + chunk * k * 33, Int32(cout), a, groupDst, groupBias, relu)
                         }
                     }
                 }
             }
-            withExtendedLifetime(padded) {}
             return
         }
         if kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 {
@@ -273,6 +279,37 @@ public struct Conv2D: Sendable {
                 }
             }
         }
+    }
+
+    /// The input of one group zero-padded and split into `stride` column phases:
+    /// `out[phase][c][y][i] = padded[c][y][stride·i + phase]` (see `mr_conv_prepared`).
+    private func prepare(_ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int, _ workspace: Workspace) -> Tensor {
+        let hp = h + 2 * padding, wp = w + 2 * padding, wq = (wp + stride - 1) / stride
+        let out = workspace.make([stride, cin, hp, wq])
+        Parallel.forEach(stride * cin, minimumWork: hp * wq) { pc in
+            let phase = pc / cin, c = pc % cin
+            let plane = out.base + pc * hp * wq, input = src + c * h * w
+            for y in 0..<hp {
+                let line = plane + y * wq
+                let iy = y - padding
+                guard iy >= 0 && iy < h else {
+                    line.update(repeating: 0, count: wq)
+                    continue
+                }
+                let row = input + iy * w
+                if stride == 1 {
+                    line.update(repeating: 0, count: padding)
+                    (line + padding).update(from: row, count: w)
+                    (line + padding + w).update(repeating: 0, count: wq - padding - w)
+                } else {
+                    for i in 0..<wq {
+                        let ix = stride * i + phase - padding
+                        line[i] = ix >= 0 && ix < w ? row[ix] : 0
+                    }
+                }
+            }
+        }
+        return out
     }
 
     private func depthwise(

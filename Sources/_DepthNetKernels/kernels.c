@@ -172,13 +172,12 @@ static void gather_panel(const mr_conv_shape *s, const float *src, long j0, int 
 // ---- Direct panels: B row kk of a panel is src + offset[kk] (no gather), 32 full columns ----
 
 __attribute__((target("avx512f")))
-static void direct_avx512(int rows, int k, const float *a, const float *src, const int *offset, float *c, long ldc,
-                          const float *bias, int relu) {
+static void direct_avx512(int rows, int k, const float *a, const float *src0, const float *src1, const int *offset,
+                          float *c, long ldc, const float *bias, int relu) {
     __m512 acc[MR_ROWS][2];
     for (int r = 0; r < MR_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     for (int kk = 0; kk < k; kk++) {
-        const float *row = src + offset[kk];
-        __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
+        __m512 b0 = _mm512_loadu_ps(src0 + offset[kk]), b1 = _mm512_loadu_ps(src1 + offset[kk]);
         const float *ak = a + kk * MR_ROWS;
         for (int r = 0; r < MR_ROWS; r++) {
             __m512 av = _mm512_set1_ps(ak[r]);
@@ -197,13 +196,14 @@ static void direct_avx512(int rows, int k, const float *a, const float *src, con
 }
 
 __attribute__((target("avx2,fma")))
-static void direct_avx2(int rows, int k, const float *a, const float *src, const int *offset, float *c, long ldc,
-                        const float *bias, int relu) {
+static void direct_avx2(int rows, int k, const float *a, const float *src0, const float *src1, const int *offset,
+                        float *c, long ldc, const float *bias, int relu) {
     for (int q = 0; q < 32; q += 8) {
+        const float *src = q < 16 ? src0 + q : src1 + (q - 16);
         __m256 acc[MR_ROWS];
         for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_setzero_ps();
         for (int kk = 0; kk < k; kk++) {
-            __m256 bv = _mm256_loadu_ps(src + offset[kk] + q);
+            __m256 bv = _mm256_loadu_ps(src + offset[kk]);
             const float *ak = a + kk * MR_ROWS;
             for (int r = 0; r < MR_ROWS; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(ak + r), bv, acc[r]);
         }
@@ -244,12 +244,41 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
                 const float *a = packed + (long)q * MR_ROWS * k;
                 float *ct = dst + (long)q * MR_ROWS * n + j0;
                 const float *bq = bias ? bias + q * MR_ROWS : 0;
-                if (level == 2) direct_avx512(rows, k, a, base, offset, ct, n, bq, relu);
-                else direct_avx2(rows, k, a, base, offset, ct, n, bq, relu);
+                if (level == 2) direct_avx512(rows, k, a, base, base + 16, offset, ct, n, bq, relu);
+                else direct_avx2(rows, k, a, base, base + 16, offset, ct, n, bq, relu);
             }
             continue;
         }
         gather_panel(shape, src, j0, cols, scratch);
         mr_gemm_packed(m, k, 0, cols, packed, scratch, 32, dst + j0, n, bias, relu);
+    }
+}
+
+void mr_conv_panels_prepared(const mr_conv_prepared *d, long p0, long p1, int *offset, int m, const float *packed,
+                             float *dst, const float *bias, int relu) {
+    long n = (long)d->oh * d->ow;
+    int k = d->cin * d->kh * d->kw, s = d->stride;
+    int level = mr_kernel_level_cached();
+    int r = 0;
+    for (int c = 0; c < d->cin; c++)
+        for (int ky = 0; ky < d->kh; ky++)
+            for (int kx = 0; kx < d->kw; kx++)
+                offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
+    int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
+    for (long p = p0; p < p1; p++) {
+        long j0 = p * 32;
+        int oy0 = (int)(j0 / d->ow), ox0 = (int)(j0 % d->ow);
+        long j1 = j0 + 16;
+        int oy1 = (int)(j1 / d->ow), ox1 = (int)(j1 % d->ow);
+        const float *base0 = d->src + (long)oy0 * s * d->wq + ox0;
+        const float *base1 = d->src + (long)oy1 * s * d->wq + ox1;
+        for (int q = 0; q < panels_m; q++) {
+            int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
+            const float *a = packed + (long)q * MR_ROWS * k;
+            float *ct = dst + (long)q * MR_ROWS * n + j0;
+            const float *bq = bias ? bias + q * MR_ROWS : 0;
+            if (level == 2) direct_avx512(rows, k, a, base0, base1, offset, ct, n, bq, relu);
+            else direct_avx2(rows, k, a, base0, base1, offset, ct, n, bq, relu);
+        }
     }
 }

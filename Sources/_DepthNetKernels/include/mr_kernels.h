@@ -42,6 +42,19 @@ typedef struct {
 void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
                     int m, const float *packed, float *dst, const float *bias, int relu);
 
+/// A convolution input prepared for in-place panels: zero-padded and split into `stride` column
+/// phases, src[phase][c][y][i] = padded[c][y][stride·i + phase], each phase hp × wq.
+typedef struct {
+    const float *src;
+    int cin, hp, wq, kh, kw, stride, oh, ow;
+} mr_conv_prepared;
+
+/// Like mr_conv_panels for a prepared input and ow a multiple of 16: every panel (two 16-column
+/// halves, each inside one output row) reads its patches in place. `offset` has room for
+/// cin·kh·kw ints. Requires mr_kernel_level() > 0.
+void mr_conv_panels_prepared(const mr_conv_prepared *input, long p0, long p1, int *offset, int m,
+                             const float *packed, float *dst, const float *bias, int relu);
+
 #ifdef __cplusplus
 }
 #endif
