@@ -47,82 +47,70 @@ struct AMQPConnectionTests {
     }
 
     @Test func publisherConfirmsWhileDeliveriesArrive() throws {
-        let queue = Broker.unique("confirm")
-        defer { Broker.cleanup(queues: [queue]) }
-        let connection = try AMQPConnection(configuration: Broker.configuration())
-        defer { connection.close() }
-        let ch = try connection.openChannel()
-        try ch.declareQueue(AMQPQueueSpec(name: queue))
-        try ch.enableConfirms()
-        try ch.qos(prefetchCount: 100)
-        try ch.consume(queue: queue)
-        // Publish a batch, then wait for the last confirm: the deliveries of the first ones arrive meanwhile
-        // and must be kept for nextEvent, in order.
-        var sequences: [UInt64] = []
-        for i in 0..<50 {
-            sequences.append(try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\(i)".utf8))))
+        try Broker.withQueue("confirm") { connection, ch, queue in
+            try ch.enableConfirms()
+            try ch.qos(prefetchCount: 100)
+            try ch.consume(queue: queue)
+            // Publish a batch, then wait for the last confirm: the deliveries of the first ones arrive meanwhile
+            // and must be kept for nextEvent, in order.
+            var sequences: [UInt64] = []
+            for i in 0..<50 {
+                sequences.append(try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("m\(i)".utf8))))
+            }
+            #expect(sequences == Array(1...50))
+            #expect(try ch.waitForConfirm(50, timeout: .seconds(5)))
+            #expect(sequences.allSatisfy { !ch.isUnconfirmed($0) })
+            var bodies: [String] = []
+            while bodies.count < 50, let d = try Broker.nextDelivery(connection) {
+                bodies.append(String(decoding: d.body, as: UTF8.self))
+                try ch.ack(deliveryTag: d.deliveryTag)
+            }
+            #expect(bodies == (0..<50).map { "m\($0)" })
         }
-        #expect(sequences == Array(1...50))
-        #expect(try ch.waitForConfirm(50, timeout: .seconds(5)))
-        #expect(sequences.allSatisfy { !ch.isUnconfirmed($0) })
-        var bodies: [String] = []
-        while bodies.count < 50, let d = try Broker.nextDelivery(connection) {
-            bodies.append(String(decoding: d.body, as: UTF8.self))
-            try ch.ack(deliveryTag: d.deliveryTag)
-        }
-        #expect(bodies == (0..<50).map { "m\($0)" })
     }
 
     @Test func brokerNacksAndReturnsPublishes() throws {
-        let queue = Broker.unique("full")
-        defer { Broker.cleanup(queues: [queue]) }
-        let connection = try AMQPConnection(configuration: Broker.configuration())
-        defer { connection.close() }
-        let ch = try connection.openChannel()
-        try ch.declareQueue(AMQPQueueSpec(name: queue, arguments: ["x-max-length": 1, "x-overflow": "reject-publish"]))
-        try ch.enableConfirms()
-        let first = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [1]))
-        #expect(try ch.waitForConfirm(first, timeout: .seconds(5)))
-        let second = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [2]))
-        #expect(try ch.waitForConfirm(second, timeout: .seconds(5)) == false)
-        #expect(throws: AMQPError.publishNacked) {
-            try ch.publishAndWaitForConfirm(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [3]))
-        }
-        // Unroutable mandatory message: basic.return, then the broker still acks it.
-        let third = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: Broker.unique("nowhere"), body: [4],
-                                                       mandatory: true))
-        var returned: AMQPReturnedMessage?
-        var confirmed = false
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !confirmed, ContinuousClock.now < deadline {
-            switch try connection.nextEvent(timeout: .milliseconds(100)) {
-            case .returned(let r)?: returned = r
-            case let .publishConfirm(_, seq, _, acked)? where seq == third: confirmed = acked
-            default: break
+        try Broker.withQueue("full", arguments: ["x-max-length": 1, "x-overflow": "reject-publish"]) { connection, ch, queue in
+            try ch.enableConfirms()
+            let first = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [1]))
+            #expect(try ch.waitForConfirm(first, timeout: .seconds(5)))
+            let second = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [2]))
+            #expect(try ch.waitForConfirm(second, timeout: .seconds(5)) == false)
+            #expect(throws: AMQPError.publishNacked) {
+                try ch.publishAndWaitForConfirm(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: [3]))
             }
+            // Unroutable mandatory message: basic.return, then the broker still acks it.
+            let third = try ch.publish(AMQPOutgoingMessage(exchange: "", routingKey: Broker.unique("nowhere"), body: [4],
+                                                           mandatory: true))
+            var returned: AMQPReturnedMessage?
+            var confirmed = false
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !confirmed, ContinuousClock.now < deadline {
+                switch try connection.nextEvent(timeout: .milliseconds(100)) {
+                case .returned(let r)?: returned = r
+                case let .publishConfirm(_, seq, _, acked)? where seq == third: confirmed = acked
+                default: break
+                }
+            }
+            #expect(confirmed)
+            #expect(returned?.replyCode == 312)
+            #expect(returned?.body == [4])
         }
-        #expect(confirmed)
-        #expect(returned?.replyCode == 312)
-        #expect(returned?.body == [4])
     }
 
     @Test func nackWithRequeueRedelivers() throws {
-        let queue = Broker.unique("requeue")
-        defer { Broker.cleanup(queues: [queue]) }
-        let connection = try AMQPConnection(configuration: Broker.configuration())
-        defer { connection.close() }
-        let ch = try connection.openChannel()
-        try ch.declareQueue(AMQPQueueSpec(name: queue))
-        try ch.publishAndWaitForConfirm(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("again".utf8)))
-        try ch.consume(queue: queue)
-        let first = try #require(try Broker.nextDelivery(connection))
-        #expect(!first.redelivered)
-        try ch.nack(deliveryTag: first.deliveryTag, requeue: true)
-        let second = try #require(try Broker.nextDelivery(connection))
-        #expect(second.redelivered)
-        #expect(second.body == first.body)
-        #expect(second.deliveryTag != first.deliveryTag)
-        try ch.ack(deliveryTag: second.deliveryTag)
+        try Broker.withQueue("requeue") { connection, ch, queue in
+            try ch.publishAndWaitForConfirm(AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array("again".utf8)))
+            try ch.consume(queue: queue)
+            let first = try #require(try Broker.nextDelivery(connection))
+            #expect(!first.redelivered)
+            try ch.nack(deliveryTag: first.deliveryTag, requeue: true)
+            let second = try #require(try Broker.nextDelivery(connection))
+            #expect(second.redelivered)
+            #expect(second.body == first.body)
+            #expect(second.deliveryTag != first.deliveryTag)
+            try ch.ack(deliveryTag: second.deliveryTag)
+        }
     }
 
     @Test func rejectWithoutRequeueDeadLetters() throws {
@@ -232,21 +220,17 @@ struct AMQPConnectionTests {
     }
 
     @Test func brokerCancelIsAnEvent() throws {
-        let queue = Broker.unique("cancelled")
-        defer { Broker.cleanup(queues: [queue]) }
-        let connection = try AMQPConnection(configuration: Broker.configuration())
-        defer { connection.close() }
-        let ch = try connection.openChannel()
-        try ch.declareQueue(AMQPQueueSpec(name: queue))
-        let tag = try ch.consume(queue: queue)
-        Broker.cleanup(queues: [queue])
-        var cancelled: String?
-        let deadline = ContinuousClock.now + .seconds(5)
-        while cancelled == nil, ContinuousClock.now < deadline {
-            if case .consumerCancelled(_, let t)? = try connection.nextEvent(timeout: .milliseconds(100)) { cancelled = t }
+        try Broker.withQueue("cancelled") { connection, ch, queue in
+            let tag = try ch.consume(queue: queue)
+            Broker.cleanup(queues: [queue])
+            var cancelled: String?
+            let deadline = ContinuousClock.now + .seconds(5)
+            while cancelled == nil, ContinuousClock.now < deadline {
+                if case .consumerCancelled(_, let t)? = try connection.nextEvent(timeout: .milliseconds(100)) { cancelled = t }
+            }
+            #expect(cancelled == tag)
+            #expect(ch.isOpen)
         }
-        #expect(cancelled == tag)
-        #expect(ch.isOpen)
     }
 
     @Test func connectionClosedByBrokerIsTyped() throws {

@@ -37,6 +37,18 @@ enum Broker {
         return try body(connection, channel)
     }
 
+    /// Runs `body` with a fresh connection, a channel and a new durable queue, all removed afterwards.
+    static func withQueue(_ prefix: String, arguments: AMQPTable = [:],
+                          _ body: (AMQPConnection, AMQPChannel, String) throws -> Void) throws {
+        let queue = unique(prefix)
+        defer { cleanup(queues: [queue]) }
+        let connection = try AMQPConnection(configuration: configuration())
+        defer { connection.close() }
+        let channel = try connection.openChannel()
+        try channel.declareQueue(AMQPQueueSpec(name: queue, arguments: arguments))
+        try body(connection, channel, queue)
+    }
+
     /// Deletes queues and exchanges (missing ones are fine).
     static func cleanup(queues: [String] = [], exchanges: [String] = []) {
         guard let connection = try? AMQPConnection(configuration: configuration(name: unique("cleanup"))) else { return }
