@@ -203,8 +203,9 @@ public final class AMQPConnection {
     public func openChannel() throws(AMQPError) -> AMQPChannel {
         let st = try liveState()
         let id = nextChannelID
-        guard id != 0, configuration.channelMax == 0 || Int(id) <= configuration.channelMax || id < 2 else {
-            throw .protocolViolation("out of channel numbers")
+        let channelMax = Int(amqp_get_channel_max(st))  // negotiated; 0 means 65535
+        guard id != 0, channelMax == 0 || Int(id) <= channelMax else {
+            throw .protocolViolation("out of channel numbers (channel max \(channelMax))")
         }
         nextChannelID &+= 1
         _ = amqp_channel_open(st, id)
