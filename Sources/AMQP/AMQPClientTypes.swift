@@ -27,7 +27,8 @@ public enum AMQPClientState: Sendable, Equatable {
 public enum AMQPClientEvent: Sendable {
     /// Connected, topology declared and consumer started on connection `connectionID`.
     case ready(connectionID: UInt64)
-    /// The connection failed or was closed by the broker; deliveries from it are now stale.
+    /// The connection failed, the broker closed it, or the broker closed the client's channel (the client then
+    /// drops the whole connection and starts over); deliveries from it are now stale.
     case connectionLost(AMQPError)
     /// A connection attempt (connect, login, topology, consume) failed; the next one follows after `delay`.
     case reconnectScheduled(attempt: Int, delay: Duration, error: AMQPError)

@@ -324,6 +324,29 @@ struct AMQPClientTests {
         #expect(try Broker.messageCount(queue) == 0)
     }
 
+    @Test func channelErrorOnTheMainChannelIsRecovered() async throws {
+        let queue = Broker.unique("chan-error")
+        defer { Broker.cleanup(queues: [queue]) }
+        let events = EventLog()
+        let client = try await startedClient(queue: queue, events: events)
+        var it = client.messages.makeAsyncIterator()
+        try await client.publish(job(queue, "first"))
+        var m = try #require(await Broker.next(&it))
+        // A tag the broker never sent: it closes the channel with 406; the client starts over.
+        m.deliveryTag += 1000
+        #expect(await client.ack(m) == .sent)
+        let deadline = ContinuousClock.now + .seconds(8)
+        while events.readyCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let lost = events.all.compactMap { if case .connectionLost(let e) = $0 { e } else { nil } }
+        #expect(lost.first?.replyCode == AMQPReplyCode.preconditionFailed)
+        // The real message comes again and can be acked on the new connection.
+        let again = try #require(await Broker.next(&it))
+        #expect(again.redelivered)
+        #expect(await client.ack(again) == .sent)
+        await client.shutdown()
+        #expect(try Broker.messageCount(queue) == 0)
+    }
+
     @Test func consumerCancelledByBrokerIsRestored() async throws {
         let queue = Broker.unique("restored")
         defer { Broker.cleanup(queues: [queue]) }

@@ -188,6 +188,25 @@ struct AMQPConnectionTests {
         #expect(connection.isOpen)
     }
 
+    @Test func channelCloseFromTheBrokerArrivesAsAnEvent() throws {
+        try Broker.withQueue("bad-ack") { connection, ch, queue in
+            try ch.ack(deliveryTag: 999)  // the broker answers with channel.close 406 PRECONDITION_FAILED
+            var closed: AMQPError?
+            let deadline = ContinuousClock.now + .seconds(5)
+            while closed == nil, ContinuousClock.now < deadline {
+                if case .channelClosed(let id, let error)? = try connection.nextEvent(timeout: .milliseconds(100)) {
+                    #expect(id == ch.id)
+                    closed = error
+                }
+            }
+            #expect(closed?.replyCode == AMQPReplyCode.preconditionFailed)
+            #expect(closed?.description.contains("unknown delivery tag 999") == true)
+            #expect(!ch.isOpen)
+            #expect(connection.isOpen)
+            #expect(try connection.openChannel().declareQueue(AMQPQueueSpec(name: queue, passive: true)).name == queue)
+        }
+    }
+
     @Test func wrongPasswordIsAnAuthenticationError() throws {
         var config = try Broker.configuration()
         config.password = "definitely-wrong-\(UInt32.random(in: 0...UInt32.max))"
