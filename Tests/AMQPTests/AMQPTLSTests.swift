@@ -168,7 +168,7 @@ struct AMQPSilentBrokerTests {
         defer { connection.close() }
         #expect(connection.negotiatedHeartbeat == 1)
         // Idle but healthy: heartbeats flow both ways.
-        let idleUntil = ContinuousClock.now + .seconds(3)
+        let idleUntil = ContinuousClock.now + .seconds(2)
         while ContinuousClock.now < idleUntil { _ = try connection.nextEvent(timeout: .milliseconds(200)) }
         #expect(connection.isOpen)
         relay.freeze()
