@@ -1,3 +1,4 @@
+// Tests through socat relays in front of the broker: TLS termination, and a relay that can be frozen.
 import Foundation
 import Testing
 @testable import AMQP
