@@ -90,6 +90,13 @@ public struct DepthMaps: Sendable, Equatable {
         self.mask = mask
     }
 
+    /// Front depth and thickness (back = front + thickness, thickness ≥ 0).
+    public init(width: Int, height: Int, front: [Float], thickness: [Float], mask: [Float]) {
+        precondition(thickness.count == front.count, "every map must hold width × height values")
+        self.init(width: width, height: height, front: front,
+                  back: zip(front, thickness).map { $0 + max($1, 0) }, mask: mask)
+    }
+
     /// Front depth only (relief mode): back = front, everything foreground unless a mask
     /// is given.
     public init(width: Int, height: Int, depth: [Float], mask: [Float]? = nil) {

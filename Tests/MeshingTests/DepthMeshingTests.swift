@@ -98,6 +98,17 @@ struct ObjectMesherTests {
         #expect(checked > 20)
     }
 
+    @Test("the carved volume: resolution along the longest side, outside on the border, inside at the centre")
+    func carvedVolume() throws {
+        let volume = try mesher().volume(maps, camera: camera)
+        #expect(max(volume.width, volume.height, volume.depth) - 40 <= 6)
+        #expect(volume[0, 0, 0] < 0 && volume[volume.width - 1, volume.height - 1, volume.depth - 1] < 0)
+        #expect(volume[volume.width / 2, volume.height / 2, volume.depth / 2] > 0)
+        // Thickness form of the maps: back = front + thickness, negative thickness clamped.
+        let t = DepthMaps(width: 2, height: 1, front: [1, 2], thickness: [0.5, -1], mask: [1, 1])
+        #expect(t.back == [1.5, 2])
+    }
+
     @Test("small islands in the mask are dropped")
     func islands() throws {
         var m = maps
