@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib/setup.sh
 
-myroom_install "${MYROOM_PACKAGES[@]}" rabbitmq-server
+# socat + openssl: the AMQP tests put a TLS front and a freezable relay in front of the broker.
+myroom_install "${MYROOM_PACKAGES[@]}" rabbitmq-server socat openssl
 myroom_check_swift
 myroom_start_rabbitmq
 export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
