@@ -27,6 +27,20 @@ void mr_pack_a(int m, int k, const float *a, int lda, float *packed) {
 
 // ---- AVX-512: 8 rows × 32 columns per micro-tile (16 zmm accumulators) ----
 
+/// Adds the bias, applies ReLU if asked and stores the first `rows` rows of a tile (masked columns).
+__attribute__((target("avx512f"), always_inline))
+static inline void store_avx512(__m512 acc[MR_ROWS][2], int rows, float *c, long ldc, const float *bias, int relu,
+                                __mmask16 m0, __mmask16 m1) {
+    __m512 zero = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {
+        __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+        __m512 v0 = _mm512_add_ps(acc[r][0], add), v1 = _mm512_add_ps(acc[r][1], add);
+        if (relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
+        _mm512_mask_storeu_ps(c + r * ldc, m0, v0);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, v1);
+    }
+}
+
 __attribute__((target("avx512f")))
 static void tile_avx512(int rows, int k, const float *a, const float *b, long ldb, float *c, long ldc,
                         int cols, const float *bias, int relu) {
@@ -57,14 +71,7 @@ static void tile_avx512(int rows, int k, const float *a, const float *b, long ld
             }
         }
     }
-    __m512 zero = _mm512_setzero_ps();
-    for (int r = 0; r < rows; r++) {
-        __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
-        __m512 v0 = _mm512_add_ps(acc[r][0], add), v1 = _mm512_add_ps(acc[r][1], add);
-        if (relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
-        _mm512_mask_storeu_ps(c + r * ldc, m0, v0);
-        _mm512_mask_storeu_ps(c + r * ldc + 16, m1, v1);
-    }
+    store_avx512(acc, rows, c, ldc, bias, relu, m0, m1);
 }
 
 // ---- AVX2 + FMA: 8 rows × 8 columns per micro-tile (8 ymm accumulators) ----
@@ -185,14 +192,7 @@ static void direct_avx512(int rows, int k, const float *a, const float *src0, co
             acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
     }
-    __m512 zero = _mm512_setzero_ps();
-    for (int r = 0; r < rows; r++) {
-        __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
-        __m512 v0 = _mm512_add_ps(acc[r][0], add), v1 = _mm512_add_ps(acc[r][1], add);
-        if (relu) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
-        _mm512_storeu_ps(c + r * ldc, v0);
-        _mm512_storeu_ps(c + r * ldc + 16, v1);
-    }
+    store_avx512(acc, rows, c, ldc, bias, relu, 0xFFFF, 0xFFFF);
 }
 
 __attribute__((target("avx2,fma")))
