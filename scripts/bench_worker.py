@@ -8,7 +8,8 @@
 
 Build first:  swift build -c release --product mesh-worker
 Run:          /opt/venv/bin/python scripts/bench_worker.py [--binary .build/release/mesh-worker]
-              [--messages 20000] [--prefetch 2] [--repeat 3] [--jobs 60] [--engine box] [--json out.json]
+              [--messages 20000] [--prefetch 2] [--repeat 3] [--jobs 60] [--engine pipeline|box]
+              [--weights DIR] [--json out.json]
 The consume -> ack runs alternate pika and mesh-worker --repeat times; the medians are reported.
 """
 import argparse
@@ -134,7 +135,7 @@ def worker_consume(binary, count, prefetch):
     first = last = None
     try:
         deadline = time.time() + 600
-        while time.time() < deadline:
+        while time.time() < deadline and proc.poll() is None:
             done = metric(port, 'mesh_worker_jobs_total{outcome="succeeded"}')
             now = time.perf_counter()
             if done is not None and done >= 1 and first is None:
@@ -154,18 +155,19 @@ def worker_consume(binary, count, prefetch):
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=str(FIXTURES), **kwargs)
+    def __init__(self, *args, directory_override=None, **kwargs):
+        super().__init__(*args, directory=directory_override or str(FIXTURES), **kwargs)
 
     def log_message(self, *args):
         pass
 
 
-def end_to_end(binary, jobs, pool, engine_args):
+def end_to_end(binary, jobs, pool, engine_args, photo_dir):
     """M jobs through download + engine + files + result event + ack; jobs per minute."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
+    handler = lambda *a, **k: QuietHandler(*a, directory_override=str(photo_dir), **k)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    photos = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".jpg", ".png"))
+    photos = sorted(p.name for p in Path(photo_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     prefix = "bench-" + uuid.uuid4().hex[:8]
     conn = connect()
     ch = conn.channel()
@@ -187,7 +189,7 @@ def end_to_end(binary, jobs, pool, engine_args):
         conn = connect()
         ch = conn.channel()
         deadline = time.time() + 1800
-        while len(statuses) < jobs and time.time() < deadline:
+        while len(statuses) < jobs and time.time() < deadline and proc.poll() is None:
             method, _, body = ch.basic_get(queue=f"{prefix}.events", auto_ack=True)
             if method is None:
                 time.sleep(0.01)
@@ -213,7 +215,9 @@ def main():
     ap.add_argument("--prefetch", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--repeat", type=int, default=3, help="alternating consume->ack runs of each; medians reported")
     ap.add_argument("--jobs", type=int, default=60)
-    ap.add_argument("--engine", default="box", help="passed to mesh-worker --engine")
+    ap.add_argument("--engine", default="pipeline", help="passed to mesh-worker --engine (pipeline or box)")
+    ap.add_argument("--weights", help="passed to mesh-worker --weights (pipeline engine)")
+    ap.add_argument("--photos", default=str(FIXTURES), help="folder of JPEG/PNG photos served to the end-to-end jobs")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     if not os.access(args.binary, os.X_OK):
@@ -232,8 +236,10 @@ def main():
     print(f"  mesh-worker (no-op) {worker_rate:10.0f} msg/s   runs: {', '.join(f'{r:.0f}' for r in worker_rates)}")
     print(f"  ratio worker/pika   {worker_rate / pika_rate:10.2f}")
 
-    e2e = end_to_end(args.binary, args.jobs, args.prefetch, ["--engine", args.engine])
-    print(f"end to end, engine {args.engine}, pool {args.prefetch}: {e2e['succeeded']}/{e2e['jobs']} jobs in "
+    engine_args = ["--engine", args.engine] + (["--weights", args.weights] if args.weights else [])
+    e2e = end_to_end(args.binary, args.jobs, args.prefetch, engine_args, args.photos)
+    print(f"end to end, engine {args.engine}, pool {args.prefetch}, photos {args.photos}: "
+          f"{e2e['succeeded']}/{e2e['jobs']} jobs in "
           f"{e2e['seconds']:.1f} s = {e2e['jobs_per_minute']:.0f} jobs/min")
     if args.json:
         Path(args.json).write_text(json.dumps({

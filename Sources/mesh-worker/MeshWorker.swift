@@ -71,7 +71,9 @@ struct MeshWorker: AsyncParsableCommand {
         let configuration = try options.configuration()
         let delay = boxDelay ?? ProcessInfo.processInfo.environment["WORKER_BOX_DELAY"].flatMap(Double.init) ?? 0
         let environment = ProcessInfo.processInfo.environment
-        let selected = engine ?? environment["WORKER_ENGINE"].flatMap(Engine.init(rawValue:)) ?? .pipeline
+        // The no-op benchmark mode never runs a job: no weights needed.
+        let selected = configuration.noopJobs ? .box
+            : engine ?? environment["WORKER_ENGINE"].flatMap(Engine.init(rawValue:)) ?? .pipeline
         let generator: any ModelGenerating
         switch selected {
         case .box:
