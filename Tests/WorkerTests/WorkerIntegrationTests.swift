@@ -185,6 +185,9 @@ import WorkerTestSupport
         let orphan = InProcessWorker(configuration: missing)
         try await Task.sleep(for: .seconds(1.5))
         #expect(!orphan.service.isReady)
+        let port = try #require(orphan.service.httpPort)
+        #expect(try httpGet(port: port, path: "/healthz").0 == 200)
+        #expect(try httpGet(port: port, path: "/readyz").0 == 503)
         try await orphan.stop()
     }
 }
