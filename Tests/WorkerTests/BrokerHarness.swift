@@ -49,6 +49,18 @@ final class BrokerHarness: @unchecked Sendable {
         return config
     }
 
+    /// Starts an in-process worker on this harness's names, writing under a fresh folder named after
+    /// `label`, and waits until it consumes.
+    func startWorker(_ label: String, generator: any ModelGenerating = BoxModelGenerator(),
+                     adjust: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> (InProcessWorker, URL) {
+        let root = temporaryDirectory(label)
+        var config = try configuration(root: root)
+        adjust(&config)
+        let worker = InProcessWorker(configuration: config, generator: generator)
+        try await worker.waitUntilReady()
+        return (worker, root)
+    }
+
     /// The environment for a `mesh-worker` subprocess on this harness's names.
     func environment(root: URL, poolSize: Int, boxDelay: Double, drainGrace: Double) -> [String: String] {
         var env = ProcessInfo.processInfo.environment

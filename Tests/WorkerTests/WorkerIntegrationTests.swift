@@ -10,9 +10,7 @@ import WorkerTestSupport
     @Test func twentyValidJobsBecomeTwentyModels() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let root = temporaryDirectory("twenty")
-        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
-        try await worker.waitUntilReady()
+        let (worker, root) = try await harness.startWorker("twenty")
 
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for i in 0..<20 {
@@ -56,9 +54,7 @@ import WorkerTestSupport
     @Test func badInputsAreDeadLetteredWithTheirCodesAndTheWorkerKeepsConsuming() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let root = temporaryDirectory("bad")
-        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
-        try await worker.waitUntilReady()
+        let (worker, root) = try await harness.startWorker("bad")
 
         let cases = badJobCases
         for (i, (json, _)) in cases.enumerated() { try harness.publish(json, messageId: "bad-\(i)") }
@@ -91,9 +87,7 @@ import WorkerTestSupport
     @Test func serverFailingTwiceThenAnsweringGivesOneModelAfterRetries() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let root = temporaryDirectory("flaky")
-        let worker = InProcessWorker(configuration: try harness.configuration(root: root))
-        try await worker.waitUntilReady()
+        let (worker, root) = try await harness.startWorker("flaky")
 
         let url = httpServer.url("/flaky?key=\(harness.prefix)&failures=2&img=photo_2.png")
         try harness.publish(jobJSON(url: url, member: 31), messageId: "flaky")
@@ -110,8 +104,7 @@ import WorkerTestSupport
     @Test func retriesAreBoundedThenDeadLettered() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let worker = InProcessWorker(configuration: try harness.configuration(root: temporaryDirectory("exhausted")))
-        try await worker.waitUntilReady()
+        let (worker, _) = try await harness.startWorker("exhausted")
         try harness.publish(jobJSON(url: httpServer.url("/status/503"), member: 32), messageId: "always-503")
         let letters = try harness.deadLetters(atLeast: 1)
         let letter = try #require(letters.first)
@@ -124,10 +117,7 @@ import WorkerTestSupport
     @Test func reconnectsAfterTheBrokerClosesItsConnectionsAndFinishesEveryJob() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let root = temporaryDirectory("reconnect")
-        let worker = InProcessWorker(configuration: try harness.configuration(root: root),
-                                     generator: BoxModelGenerator(delay: 0.6))
-        try await worker.waitUntilReady()
+        let (worker, root) = try await harness.startWorker("reconnect", generator: BoxModelGenerator(delay: 0.6))
         for i in 0..<16 {
             try harness.publish(jobJSON(url: httpServer.url("/img/photo_\(i % 4).jpg"), member: Int64(500 + i)),
                                 messageId: "\(harness.prefix)-r\(i)")
@@ -155,10 +145,10 @@ import WorkerTestSupport
     @Test func heartbeatsAreServicedWhileALongJobRuns() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        var config = try harness.configuration(root: temporaryDirectory("heartbeat"), poolSize: 1)
-        config.amqp.heartbeat = 2  // the broker drops a connection after two silent intervals (4 s)
-        let worker = InProcessWorker(configuration: config, generator: BoxModelGenerator(delay: 5))
-        try await worker.waitUntilReady()
+        let (worker, _) = try await harness.startWorker("heartbeat", generator: BoxModelGenerator(delay: 5)) { config in
+            config.poolSize = 1
+            config.amqp.heartbeat = 2  // the broker drops a connection after two silent intervals (4 s)
+        }
         try harness.publish(jobJSON(url: httpServer.url("/img/photo_2.jpg"), member: 41), messageId: "slow")
         let event = try #require(try harness.events(atLeast: 1).first)
         #expect(event.status == .succeeded && event.alreadyDone == nil)
@@ -170,10 +160,7 @@ import WorkerTestSupport
     @Test func passiveModeOnlyChecksTheWorkQueue() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        var config = try harness.configuration(root: temporaryDirectory("passive"))
-        config.passiveWorkQueue = true
-        let worker = InProcessWorker(configuration: config)
-        try await worker.waitUntilReady()
+        let (worker, _) = try await harness.startWorker("passive") { $0.passiveWorkQueue = true }
         try harness.publish(jobJSON(url: httpServer.url("/img/photo_0.png"), member: 42))
         #expect(try harness.events(atLeast: 1).first?.status == .succeeded)
         try await worker.stop()
