@@ -7,7 +7,10 @@ import Foundation
 /// from outside (normals point from inside to outside). The surface is closed and
 /// consistently wound wherever the inside does not touch the grid's border (pad the
 /// volume to close it there): ambiguous faces are resolved with the asymptotic decider,
-/// identically in both cells that share the face (see `MarchingCubesTables`).
+/// identically in both cells that share the face, and cells whose faces leave two
+/// separate loops get a tube between them where the trilinear interpolant joins them
+/// inside the cell (MC33's interior ambiguity, tested on an 8³ lattice of interior
+/// samples; see `MarchingCubesTables`).
 ///
 /// Vertices are welded through an edge cache (one vertex per crossed grid edge, no
 /// hashing). Work is split into slabs of `slabDepth` cell layers, fixed by the grid and
@@ -366,6 +369,9 @@ enum Slab {
         tables.triangleCodes.withUnsafeBufferPointer { tCodes in
         tables.centerStart.withUnsafeBufferPointer { cStart in
         tables.ambiguousFaces.withUnsafeBufferPointer { amb in
+        tables.tunnelStart.withUnsafeBufferPointer { tunStart in
+        tables.tunnelCodes.withUnsafeBufferPointer { tunCodes in
+        tables.tunnelCaps.withUnsafeBufferPointer { tCaps in
             for y in 0..<(ny - 1) {
                 let f0 = ra[y]
                 if f0 != 2 && ra[y + 1] == f0 && rb[y] == f0 && rb[y + 1] == f0 { continue }
@@ -384,8 +390,14 @@ enum Slab {
                         entry |= decide(g, tables, faces: ambiguous, caseIndex: c, base: z * plane + i)
                     }
                     var k = Int(tStart[entry])
-                    let end = Int(tStart[entry + 1])
-                    if cStart[entry] != cStart[entry + 1] {
+                    var end = Int(tStart[entry + 1])
+                    var codes = tCodes
+                    let caps = tCaps[entry]
+                    if caps != 0 && interiorJoinsCaps(g, caps: caps, base: z * plane + i) {
+                        // MC33 interior ambiguity: the trilinear interpolant joins the two
+                        // caps inside the cell, so the two loops bound one tube.
+                        k = Int(tunStart[entry]); end = Int(tunStart[entry + 1]); codes = tunCodes
+                    } else if cStart[entry] != cStart[entry + 1] {
                         let centers = addCenters(g, tables, entry: entry, x: x, y: y, z: z, &sink)
                         func id(_ code: UInt8) -> UInt32 {
                             code < 12 ? ids[i + off[Int(code)]] : centers[Int(code) - 12]
@@ -405,8 +417,8 @@ enum Slab {
                     let out = sink.triangles! + sink.triangleCount
                     var t = 0
                     while k < end {
-                        (out + t).initialize(to: SIMD3(corner[off[Int(tCodes[k])]], corner[off[Int(tCodes[k + 1])]],
-                                                       corner[off[Int(tCodes[k + 2])]]))
+                        (out + t).initialize(to: SIMD3(corner[off[Int(codes[k])]], corner[off[Int(codes[k + 1])]],
+                                                       corner[off[Int(codes[k + 2])]]))
                         k += 3
                         t += 1
                     }
@@ -428,7 +440,7 @@ enum Slab {
                 }
                 while x < nx - 1 { cell(x); x += 1 }
             }
-        }}}}}
+        }}}}}}}}
     }
 
     /// Asymptotic decider bits for the ambiguous faces of a cell: bit f is set when the
@@ -447,6 +459,58 @@ enum Slab {
             if inside > outside { bits |= 1 << f }
         }
         return bits
+    }
+
+    /// Sub-cell samples per axis for the interior test.
+    static let interiorSamples = 8
+
+    /// Whether the trilinear interpolant of a cell joins its two caps through the cell's
+    /// inside (with the caps' sign). Decided on an 8³ lattice of interior sample points
+    /// (at (k + ½)/8): a flood fill from the samples next to the first cap's corners must
+    /// reach one next to the second cap's. Only the cell's own samples are used, so the
+    /// decision is deterministic; it cannot affect neighbours (faces are decided apart).
+    @inline(never)
+    static func interiorJoinsCaps(_ g: Grid, caps: UInt32, base: Int) -> Bool {
+        let nx = g.nx, plane = nx * g.ny
+        var v = [Float](repeating: 0, count: 8)
+        for c in 0..<8 { v[c] = g.values[base + (c & 1) + (c >> 1 & 1) * nx + (c >> 2 & 1) * plane] - g.level }
+        let sign: Float = caps >> 16 & 1 == 1 ? 1 : -1
+        let n = interiorSamples
+        func value(_ i: Int, _ j: Int, _ k: Int) -> Float {
+            let x = (Float(i) + 0.5) / Float(n), y = (Float(j) + 0.5) / Float(n), z = (Float(k) + 0.5) / Float(n)
+            let x0 = v[0] + (v[1] - v[0]) * x, x1 = v[2] + (v[3] - v[2]) * x
+            let x2 = v[4] + (v[5] - v[4]) * x, x3 = v[6] + (v[7] - v[6]) * x
+            let y0 = x0 + (x1 - x0) * y, y1 = x2 + (x3 - x2) * y
+            return (y0 + (y1 - y0) * z) * sign
+        }
+        var state = [UInt8](repeating: 0, count: n * n * n)  // 1 reached, 2 target
+        var stack: [Int] = []
+        for c in 0..<8 {
+            let s = SIMD3(c & 1, c >> 1 & 1, c >> 2 & 1) &* (n - 1)
+            let index = (s.z * n + s.y) * n + s.x
+            if caps >> UInt32(8 + c) & 1 == 1 { state[index] = 2 }
+        }
+        for c in 0..<8 where caps >> UInt32(c) & 1 == 1 {
+            let s = SIMD3(c & 1, c >> 1 & 1, c >> 2 & 1) &* (n - 1)
+            let index = (s.z * n + s.y) * n + s.x
+            if state[index] != 1 && value(s.x, s.y, s.z) > 0 {
+                if state[index] == 2 { return true }
+                state[index] = 1; stack.append(index)
+            }
+        }
+        while let index = stack.popLast() {
+            let i = index % n, j = index / n % n, k = index / (n * n)
+            for (di, dj, dk) in [(-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)] {
+                let a = i + di, b = j + dj, c = k + dk
+                guard a >= 0, a < n, b >= 0, b < n, c >= 0, c < n else { continue }
+                let m = (c * n + b) * n + a
+                guard state[m] != 1, value(a, b, c) > 0 else { continue }
+                if state[m] == 2 { return true }
+                state[m] = 1
+                stack.append(m)
+            }
+        }
+        return false
     }
 
     /// Adds the centre vertices of the loops of `entry` that need one; returns their ids.

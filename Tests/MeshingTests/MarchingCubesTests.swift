@@ -82,6 +82,20 @@ struct MarchingCubesTests {
         }
     }
 
+    @Test("interior ambiguity (MC33 case 4): a strong body diagonal gives a tunnel, a weak one two blobs",
+          arguments: [(Float(1), Float(-0.05), 1), (Float(0.05), Float(-1), 2)])
+    func tunnel(inside: Float, outside: Float, components: Int) {
+        // Corners 0 and 7 (opposite ends of the body diagonal) inside, the rest outside.
+        var cell = Volume(width: 2, height: 2, depth: 2, values: [Float](repeating: outside, count: 8))
+        cell.values[0] = inside
+        cell.values[7] = inside
+        let mesh = MarchingCubes(threads: 1).mesh(cell.padded(by: 1, with: -1))
+        #expect(mesh.isClosedManifold)
+        #expect(mesh.componentCount == components)
+        #expect(mesh.eulerCharacteristic() == 2 * components)
+        #expect(mesh.volume > 0)
+    }
+
     @Test("random noise fields are meshed closed, consistently wound, without duplicates",
           arguments: [1, 2, 3, 4, 5, 6] as [UInt64])
     func noise(seed: UInt64) {
