@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import _DepthNetKernels
 
 /// A fully connected layer, `y = x·Wᵀ + b`, weight `[out, in]` (PyTorch `nn.Linear` layout).
 public struct Linear: Sendable {
@@ -9,6 +10,8 @@ public struct Linear: Sendable {
     public var bias: [Float]?
     public let inFeatures: Int
     public let outFeatures: Int
+    /// Wᵀ in the vector kernel's 32-column panels (empty when ``PackedKernel`` is off).
+    let packedWeight: [Float]
 
     /// Creates a linear layer.
     public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
@@ -18,6 +21,17 @@ public struct Linear: Sendable {
         self.bias = bias
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
+        if PackedKernel.isEnabled {
+            var packed = [Float](repeating: 0, count: mr_packed_b_size(Int32(inFeatures), Int32(outFeatures)))
+            weight.withUnsafeBufferPointer { w in
+                packed.withUnsafeMutableBufferPointer {
+                    mr_pack_b(Int32(inFeatures), Int32(outFeatures), w.baseAddress!, 1, inFeatures, $0.baseAddress!)
+                }
+            }
+            packedWeight = packed
+        } else {
+            packedWeight = []
+        }
     }
 
     /// Applies the layer to rows `[T, inFeatures]` (any leading shape; the last axis is features).
@@ -25,12 +39,47 @@ public struct Linear: Sendable {
         precondition(x.shape.last == inFeatures, "Linear: input \(x.shape), expected \(inFeatures) features")
         let rows = x.count / inFeatures
         let y = workspace.make(Array(x.shape.dropLast()) + [outFeatures])
-        weight.withUnsafeBufferPointer { wp in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                        1, x.base, Int32(inFeatures), wp.baseAddress!, Int32(inFeatures), 0, y.base, Int32(outFeatures))
+        if packedWeight.isEmpty {
+            weight.withUnsafeBufferPointer { wp in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                            1, x.base, Int32(inFeatures), wp.baseAddress!, Int32(inFeatures), 0, y.base, Int32(outFeatures))
+            }
+        } else {
+            multiplyPacked(x, rows: rows, into: y, workspace: workspace)
         }
-        addRowBias(y.base, rows: rows, columns: outFeatures, bias: bias, activation: activation)
+        Parallel.forEach(rows, minimumWork: outFeatures) { r in
+            addRowBias(y.base + r * outFeatures, rows: 1, columns: outFeatures, bias: bias, activation: activation)
+        }
         return y
+    }
+
+    /// `y = x·Wᵀ` on the vector kernel with Wᵀ pre-packed.
+    private func multiplyPacked(_ x: Tensor, rows: Int, into y: Tensor, workspace: Workspace) {
+        packedWeight.withUnsafeBufferPointer { packed in
+            packedProduct(rows: rows, k: inFeatures, n: outFeatures, a: x.base, lda: inFeatures, packedB: packed.baseAddress!,
+                          c: y.base, ldc: outFeatures, workspace: workspace)
+        }
+    }
+}
+
+/// `C = A·B` on the vector kernel: A (`rows × k`, row stride `lda`) is packed in 8-row panels here,
+/// B comes packed in 32-column panels (`mr_pack_b`); tasks take blocks of 96 rows, each running
+/// over all column panels, so a block of A stays in cache.
+func packedProduct(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, lda: Int, packedB: UnsafePointer<Float>,
+                   c: UnsafeMutablePointer<Float>, ldc: Int, workspace: Workspace) {
+    let packedA = workspace.make([mr_packed_size(Int32(rows), Int32(k))])
+    let blockRows = 96
+    let blocks = (rows + blockRows - 1) / blockRows
+    Parallel.forEach(blocks, minimumWork: blockRows * k) { block in
+        let r0 = block * blockRows, count = min(blockRows, rows - r0)
+        mr_pack_a(Int32(count), Int32(k), a + r0 * lda, Int32(lda), packedA.base + r0 * k)
+    }
+    Parallel.forEach(blocks, minimumWork: blockRows * k * n / 16) { block in
+        let r0 = block * blockRows, count = min(blockRows, rows - r0)
+        for p in 0..<((n + 31) / 32) {
+            mr_gemm_packed(Int32(count), Int32(k), 0, Int32(min(32, n - p * 32)), packedA.base + r0 * k,
+                           packedB + p * 32 * k, 32, c + r0 * ldc + p * 32, ldc, nil, 0)
+        }
     }
 }
 
@@ -119,28 +168,36 @@ public struct MultiHeadAttention: Sendable {
         let scores = workspace.make([tokens, tokens])
         let scale = 1 / Float(headDim).squareRoot()
         let stride = Int32(3 * dim)
+        // With the vector kernel: Kᵀ and V of each head packed as B panels, Q and the
+        // probabilities packed as A inside packedProduct.
+        let packedKeys = PackedKernel.isEnabled ? workspace.make([mr_packed_b_size(Int32(headDim), Int32(tokens))]) : nil
+        let packedValues = PackedKernel.isEnabled ? workspace.make([mr_packed_b_size(Int32(tokens), Int32(headDim))]) : nil
         for h in 0..<heads {
             let q = projected.base + h * headDim
             let k = q + dim, v = q + 2 * dim
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(tokens), Int32(headDim),
-                        scale, q, stride, k, stride, 0, scores.base, Int32(tokens))
-            softmaxRows(scores.base, rows: tokens, columns: tokens)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(headDim), Int32(tokens),
-                        1, scores.base, Int32(tokens), v, stride, 0, context.base + h * headDim, Int32(dim))
+            if let packedKeys, let packedValues {
+                mr_pack_b(Int32(headDim), Int32(tokens), k, 1, 3 * dim, packedKeys.base)
+                packedProduct(rows: tokens, k: headDim, n: tokens, a: q, lda: 3 * dim, packedB: packedKeys.base,
+                              c: scores.base, ldc: tokens, workspace: workspace)
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale)
+                mr_pack_b(Int32(tokens), Int32(headDim), v, 3 * dim, 1, packedValues.base)
+                packedProduct(rows: tokens, k: tokens, n: headDim, a: scores.base, lda: tokens, packedB: packedValues.base,
+                              c: context.base + h * headDim, ldc: dim, workspace: workspace)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(tokens), Int32(headDim),
+                            1, q, stride, k, stride, 0, scores.base, Int32(tokens))
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(headDim), Int32(tokens),
+                            1, scores.base, Int32(tokens), v, stride, 0, context.base + h * headDim, Int32(dim))
+            }
         }
         return output(context, workspace: workspace)
     }
 }
 
-/// Softmax of every row of a `[rows, columns]` matrix, in place.
-func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-    for r in 0..<rows {
-        let row = m + r * columns
-        var top = -Float.infinity
-        for i in 0..<columns { top = max(top, row[i]) }
-        var sum: Float = 0
-        for i in 0..<columns { let e = expf(row[i] - top); row[i] = e; sum += e }
-        let inv = 1 / sum
-        for i in 0..<columns { row[i] *= inv }
+/// Softmax of `scale`·x over every row of a `[rows, columns]` matrix, in place.
+func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scale: Float = 1) {
+    Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: columns * 8) { _, range in
+        mr_softmax_rows(m + range.lowerBound * columns, range.count, columns, scale)
     }
 }

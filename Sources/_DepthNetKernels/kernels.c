@@ -1,6 +1,7 @@
 #include "mr_kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 int mr_kernel_level(void) {
@@ -20,6 +21,22 @@ void mr_pack_a(int m, int k, const float *a, int lda, float *packed) {
             for (int r = 0; r < MR_ROWS; r++) {
                 int row = p * MR_ROWS + r;
                 out[kk * MR_ROWS + r] = row < m ? a[(long)row * lda + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+long mr_packed_b_size(int k, int n) { return (long)((n + 31) / 32) * 32 * k; }
+
+void mr_pack_b(int k, int n, const float *b, long row_stride, long column_stride, float *packed) {
+    int panels = (n + 31) / 32;
+    for (int p = 0; p < panels; p++) {
+        float *out = packed + (long)p * 32 * k;
+        for (int kk = 0; kk < k; kk++) {
+            const float *row = b + kk * row_stride;
+            for (int l = 0; l < 32; l++) {
+                int j = p * 32 + l;
+                out[kk * 32 + l] = j < n ? row[j * column_stride] : 0.0f;
             }
         }
     }
@@ -280,5 +297,62 @@ void mr_conv_panels_prepared(const mr_conv_prepared *d, long p0, long p1, int *o
             if (level == 2) direct_avx512(rows, k, a, base0, base1, offset, ct, n, bq, relu);
             else direct_avx2(rows, k, a, base0, base1, offset, ct, n, bq, relu);
         }
+    }
+}
+
+// ---- Softmax with a vectorised exp ----
+
+#define EXP_HI 88.3762626647949f
+#define EXP_LO -87.3365447504019f
+
+__attribute__((target("avx512f")))
+static inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, n);
+}
+
+__attribute__((target("avx512f")))
+static void softmax_avx512(float *row, long columns, float scale) {
+    __m512 top = _mm512_set1_ps(-INFINITY);
+    long i = 0;
+    for (; i + 16 <= columns; i += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(row + i));
+    float t = _mm512_reduce_max_ps(top);
+    for (; i < columns; i++) t = row[i] > t ? row[i] : t;
+    __m512 vt = _mm512_set1_ps(t), vs = _mm512_set1_ps(scale), sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= columns; i += 16) {
+        __m512 e = exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + i), vt), vs));
+        _mm512_storeu_ps(row + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    float total = _mm512_reduce_add_ps(sum);
+    for (; i < columns; i++) { float e = expf((row[i] - t) * scale); row[i] = e; total += e; }
+    __m512 inv = _mm512_set1_ps(1.0f / total);
+    for (i = 0; i + 16 <= columns; i += 16) _mm512_storeu_ps(row + i, _mm512_mul_ps(_mm512_loadu_ps(row + i), inv));
+    for (; i < columns; i++) row[i] *= 1.0f / total;
+}
+
+static void softmax_scalar(float *row, long columns, float scale) {
+    float t = -INFINITY, total = 0;
+    for (long i = 0; i < columns; i++) t = row[i] > t ? row[i] : t;
+    for (long i = 0; i < columns; i++) { float e = expf((row[i] - t) * scale); row[i] = e; total += e; }
+    for (long i = 0; i < columns; i++) row[i] *= 1.0f / total;
+}
+
+void mr_softmax_rows(float *m, long rows, long columns, float scale) {
+    int level = mr_kernel_level_cached();
+    for (long r = 0; r < rows; r++) {
+        if (level == 2) softmax_avx512(m + r * columns, columns, scale);
+        else softmax_scalar(m + r * columns, columns, scale);
     }
 }

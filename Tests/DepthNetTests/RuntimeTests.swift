@@ -33,4 +33,22 @@ struct RuntimeTests {
         #expect(try file.floats("b") == [3, -4])
         #expect(file.entries["b"]?.shape == [2, 1] && file.metadata == ["k": "v"])
     }
+
+    @Test("Softmax rows (vectorised exp) match a double-precision reference")
+    func softmax() {
+        let rows = 3, columns = 101
+        var values = (0..<(rows * columns)).map { Float(sin(Double($0) * 1.7) * 60) }
+        let scale: Float = 0.7
+        let input = values
+        values.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns, scale: scale) }
+        for r in 0..<rows {
+            let row = input[(r * columns)..<((r + 1) * columns)].map { Double($0) * Double(scale) }
+            let top = row.max()!
+            let total = row.reduce(0) { $0 + exp($1 - top) }
+            for (i, x) in row.enumerated() {
+                let expected = exp(x - top) / total
+                #expect(abs(Double(values[r * columns + i]) - expected) <= 1e-6 * max(expected, 1e-3))
+            }
+        }
+    }
 }

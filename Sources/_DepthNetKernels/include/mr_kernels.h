@@ -24,6 +24,19 @@ long mr_packed_size(int m, int k);
 /// zero-padded to a multiple of MR_ROWS rows.
 void mr_pack_a(int m, int k, const float *a, int lda, float *packed);
 
+/// Packs a k × n matrix B, element (kk, j) at b[kk·row_stride + j·column_stride], into 32-column
+/// panels packed[p][kk][l] = B(kk, 32p + l), zero-padded: the layout mr_gemm_packed reads with
+/// ldb = 32 (one call per panel). B = Wᵀ of a PyTorch Linear weight W (n × k): row_stride 1,
+/// column_stride k.
+void mr_pack_b(int k, int n, const float *b, long row_stride, long column_stride, float *packed);
+
+/// Softmax of scale·x over each of `rows` rows of `columns` floats (row stride `columns`), in
+/// place, with a vectorised exp (Cephes polynomial, relative error ~1e-7) where the CPU allows.
+void mr_softmax_rows(float *m, long rows, long columns, float scale);
+
+/// Floats needed by mr_pack_b.
+long mr_packed_b_size(int k, int n);
+
 /// C[:, n0..<n1] = act(A·B[:, n0..<n1] + bias); act 0: identity, 1: ReLU. bias may be NULL.
 /// Requires mr_kernel_level() > 0.
 void mr_gemm_packed(int m, int k, int n0, int n1, const float *packed, const float *b, long ldb,
