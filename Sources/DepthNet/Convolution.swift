@@ -39,9 +39,9 @@ public enum Activation: Sendable {
 /// A 2-D convolution's parameters: weight `[out, in/groups, kh, kw]` (PyTorch layout) and bias.
 public struct Conv2D: Sendable {
     /// Weight, `[outChannels, inChannels / groups, kernelHeight, kernelWidth]`, flattened.
-    public var weight: [Float]
+    public private(set) var weight: [Float]
     /// Bias per output channel, or nil.
-    public var bias: [Float]?
+    public private(set) var bias: [Float]?
     public let outChannels: Int
     public let inChannels: Int
     public let kernelHeight: Int
@@ -343,9 +343,9 @@ public struct Conv2D: Sendable {
 /// A 2-D transposed convolution: weight `[in, out, kh, kw]` (PyTorch layout, groups = 1) and bias.
 public struct ConvTranspose2D: Sendable {
     /// Weight, `[inChannels, outChannels, kernelHeight, kernelWidth]`, flattened.
-    public var weight: [Float]
+    public private(set) var weight: [Float]
     /// Bias per output channel, or nil.
-    public var bias: [Float]?
+    public private(set) var bias: [Float]?
     public let inChannels: Int
     public let outChannels: Int
     public let kernelHeight: Int

@@ -173,3 +173,25 @@ extension BLASThreads {
         return 2 * pow(Double(size), 3) / best / 1e9
     }
 }
+
+extension DepthModel {
+    /// Converts 8-bit interleaved pixels (RGB or RGBA, rows top to bottom, alpha ignored) into
+    /// the model's normalised planar input `[1, 3, height, width]`: (value / 255 − mean) / std.
+    /// The caller resizes the image to a size that fits the model (``sizeMultiple``) first.
+    /// - Precondition: `pixels.count == width · height · channels`, `channels` is 3 or 4.
+    public func makeInput(pixels: [UInt8], width: Int, height: Int, channels: Int = 3, workspace: Workspace? = nil) -> Tensor {
+        precondition(channels == 3 || channels == 4, "makeInput: 3 or 4 channels")
+        precondition(pixels.count == width * height * channels, "makeInput: \(pixels.count) bytes for \(width)×\(height)×\(channels)")
+        let plane = width * height
+        let tensor = workspace?.make([1, 3, height, width]) ?? Tensor(shape: [1, 3, height, width], pool: nil)
+        let (mean, std) = (self.mean, self.std)
+        pixels.withUnsafeBufferPointer { source in
+            for c in 0..<3 {
+                let scale = 1 / (255 * std[c]), offset = -mean[c] / std[c]
+                let out = tensor.base + c * plane
+                for i in 0..<plane { out[i] = Float(source[i * channels + c]) * scale + offset }
+            }
+        }
+        return tensor
+    }
+}

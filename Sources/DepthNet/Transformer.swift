@@ -5,9 +5,9 @@ import _DepthNetKernels
 /// A fully connected layer, `y = x·Wᵀ + b`, weight `[out, in]` (PyTorch `nn.Linear` layout).
 public struct Linear: Sendable {
     /// Weight `[outFeatures, inFeatures]`, flattened.
-    public var weight: [Float]
+    public private(set) var weight: [Float]
     /// Bias `[outFeatures]`, or nil.
-    public var bias: [Float]?
+    public private(set) var bias: [Float]?
     public let inFeatures: Int
     public let outFeatures: Int
     /// Wᵀ in the vector kernel's 32-column panels (empty when ``PackedKernel`` is off).
@@ -101,7 +101,7 @@ func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias:
 
 /// Layer normalisation over the last axis (PyTorch `nn.LayerNorm(features)`), biased variance.
 public struct LayerNorm: Sendable {
-    public var weight: [Float]
+    public private(set) var weight: [Float]
     public var bias: [Float]
     public let epsilon: Float
 

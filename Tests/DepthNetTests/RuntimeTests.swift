@@ -51,4 +51,18 @@ struct RuntimeTests {
             }
         }
     }
+
+    @Test("makeInput normalises interleaved RGB(A) bytes into planar NCHW")
+    func makeInput() throws {
+        let model = try DepthModel.load(directory: Fixtures.url("mrdepth"))
+        let pixels: [UInt8] = [0, 128, 255, 7, 10, 20, 30, 7]      // 2×1 RGBA
+        let x = model.makeInput(pixels: pixels, width: 2, height: 1, channels: 4)
+        #expect(x.shape == [1, 3, 1, 2])
+        let bytes: [Float] = [0, 10, 128, 20, 255, 30]
+        let expected: [Float] = bytes.enumerated().map { i, v in
+            let c = i / 2
+            return (v / 255 - model.mean[c]) / model.std[c]
+        }
+        #expect(relativeError(x.toArray(), expected) <= 1e-6)
+    }
 }
