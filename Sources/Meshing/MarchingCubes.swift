@@ -472,45 +472,50 @@ enum Slab {
     @inline(never)
     static func interiorJoinsCaps(_ g: Grid, caps: UInt32, base: Int) -> Bool {
         let nx = g.nx, plane = nx * g.ny
-        var v = [Float](repeating: 0, count: 8)
-        for c in 0..<8 { v[c] = g.values[base + (c & 1) + (c >> 1 & 1) * nx + (c >> 2 & 1) * plane] - g.level }
         let sign: Float = caps >> 16 & 1 == 1 ? 1 : -1
-        let n = interiorSamples
-        func value(_ i: Int, _ j: Int, _ k: Int) -> Float {
-            let x = (Float(i) + 0.5) / Float(n), y = (Float(j) + 0.5) / Float(n), z = (Float(k) + 0.5) / Float(n)
+        var v = SIMD8<Float>()
+        for c in 0..<8 { v[c] = (g.values[base + (c & 1) + (c >> 1 & 1) * nx + (c >> 2 & 1) * plane] - g.level) * sign }
+        let n = interiorSamples, count = n * n * n
+        let scale = 1 / Float(n)
+        @inline(__always) func inside(_ i: Int, _ j: Int, _ k: Int) -> Bool {
+            let x = (Float(i) + 0.5) * scale, y = (Float(j) + 0.5) * scale, z = (Float(k) + 0.5) * scale
             let x0 = v[0] + (v[1] - v[0]) * x, x1 = v[2] + (v[3] - v[2]) * x
             let x2 = v[4] + (v[5] - v[4]) * x, x3 = v[6] + (v[7] - v[6]) * x
             let y0 = x0 + (x1 - x0) * y, y1 = x2 + (x3 - x2) * y
-            return (y0 + (y1 - y0) * z) * sign
+            return y0 + (y1 - y0) * z > 0
         }
-        var state = [UInt8](repeating: 0, count: n * n * n)  // 1 reached, 2 target
-        var stack: [Int] = []
-        for c in 0..<8 {
-            let s = SIMD3(c & 1, c >> 1 & 1, c >> 2 & 1) &* (n - 1)
-            let index = (s.z * n + s.y) * n + s.x
-            if caps >> UInt32(8 + c) & 1 == 1 { state[index] = 2 }
-        }
-        for c in 0..<8 where caps >> UInt32(c) & 1 == 1 {
-            let s = SIMD3(c & 1, c >> 1 & 1, c >> 2 & 1) &* (n - 1)
-            let index = (s.z * n + s.y) * n + s.x
-            if state[index] != 1 && value(s.x, s.y, s.z) > 0 {
-                if state[index] == 2 { return true }
-                state[index] = 1; stack.append(index)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { state in
+            withUnsafeTemporaryAllocation(of: Int16.self, capacity: count) { stack in
+                state.initialize(repeating: 0)  // 0 unseen, 1 reached, 2 next to the second cap
+                var top = 0
+                for c in 0..<8 where caps >> UInt32(8 + c) & 1 == 1 {
+                    state[(((c >> 2 & 1) * n + (c >> 1 & 1)) * n + (c & 1)) * (n - 1)] = 2
+                }
+                func visit(_ i: Int, _ j: Int, _ k: Int) -> Bool {
+                    let m = (k * n + j) * n + i
+                    guard state[m] != 1, inside(i, j, k) else { return false }
+                    if state[m] == 2 { return true }
+                    state[m] = 1
+                    stack[top] = Int16(m); top += 1
+                    return false
+                }
+                for c in 0..<8 where caps >> UInt32(c) & 1 == 1 {
+                    if visit((c & 1) * (n - 1), (c >> 1 & 1) * (n - 1), (c >> 2 & 1) * (n - 1)) { return true }
+                }
+                while top > 0 {
+                    top -= 1
+                    let m = Int(stack[top])
+                    let i = m % n, j = m / n % n, k = m / (n * n)
+                    if i > 0 && visit(i - 1, j, k) { return true }
+                    if i < n - 1 && visit(i + 1, j, k) { return true }
+                    if j > 0 && visit(i, j - 1, k) { return true }
+                    if j < n - 1 && visit(i, j + 1, k) { return true }
+                    if k > 0 && visit(i, j, k - 1) { return true }
+                    if k < n - 1 && visit(i, j, k + 1) { return true }
+                }
+                return false
             }
         }
-        while let index = stack.popLast() {
-            let i = index % n, j = index / n % n, k = index / (n * n)
-            for (di, dj, dk) in [(-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)] {
-                let a = i + di, b = j + dj, c = k + dk
-                guard a >= 0, a < n, b >= 0, b < n, c >= 0, c < n else { continue }
-                let m = (c * n + b) * n + a
-                guard state[m] != 1, value(a, b, c) > 0 else { continue }
-                if state[m] == 2 { return true }
-                state[m] = 1
-                stack.append(m)
-            }
-        }
-        return false
     }
 
     /// Adds the centre vertices of the loops of `entry` that need one; returns their ids.
