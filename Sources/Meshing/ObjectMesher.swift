@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Imaging
 
@@ -111,8 +112,14 @@ public struct ObjectMesher: Sendable {
         let f = camera.focalLength, c = camera.principalPoint, threshold = maps.threshold
         let nx = dims.x, ny = dims.y, nz = dims.z
         var values = [Float](repeating: -1, count: nx * ny * nz)
-        values.withUnsafeMutableBufferPointer { out in
-            for z in 0..<nz {
+        let workers = max(1, min(options.threads, nz))
+        values.withUnsafeMutableBufferPointer { buffer in
+            // Each worker fills its own z-planes (z ≡ worker mod workers): the same values
+            // whatever the thread count.
+            let out = UnsafeSendable(value: buffer)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let out = out.value
+            for z in stride(from: worker, to: nz, by: workers) {
                 let pz = origin.z + Float(z) * voxel
                 let d = -pz
                 guard d > 0 else { continue }
@@ -131,6 +138,7 @@ public struct ObjectMesher: Sendable {
                         out[(z * ny + y) * nx + x] = border ? -1 : min(maskTerm, frontTerm, backTerm)
                     }
                 }
+            }
             }
         }
         let volume = Volume(width: nx, height: ny, depth: nz, values: values, origin: origin,

@@ -109,6 +109,15 @@ struct ObjectMesherTests {
         #expect(t.back == [1.5, 2])
     }
 
+    @Test("object mode gives the same mesh on 1 and 2 threads")
+    func deterministic() throws {
+        var one = mesher(), two = mesher()
+        one.options.threads = 1
+        two.options.threads = 2
+        let photo = Scenes.halves(width: 80, height: 80)
+        #expect(try one.mesh(maps, camera: camera, photo: photo).mesh == two.mesh(maps, camera: camera, photo: photo).mesh)
+    }
+
     @Test("small islands in the mask are dropped")
     func islands() throws {
         var m = maps
