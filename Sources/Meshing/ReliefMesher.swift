@@ -56,20 +56,23 @@ public struct ReliefMesher: Sendable {
         }
         var triangles: [SIMD3<UInt32>] = []
         triangles.reserveCapacity(2 * positions.count)
+        let diagonal = Float(2).squareRoot()
+        func emit(_ a: Int, _ b: Int, _ c: Int, _ lab: Float, _ lbc: Float, _ lca: Float) {
+            guard index[a] >= 0, index[b] >= 0, index[c] >= 0,
+                  connected(a, b, lab), connected(b, c, lbc), connected(c, a, lca) else { return }
+            triangles.append(SIMD3(UInt32(index[a]), UInt32(index[b]), UInt32(index[c])))
+        }
         for j in 0..<(h - 1) {
             for i in 0..<(w - 1) {
                 let tl = j * w + i, tr = tl + 1, bl = tl + w, br = bl + 1
-                let diagonal = Float(2).squareRoot()
-                // Split along the diagonal whose ends are closer in depth.
-                let mainFirst = abs(maps.front[tl] - maps.front[br]) <= abs(maps.front[tr] - maps.front[bl])
-                let candidates = mainFirst ? [(tl, bl, br), (tl, br, tr)] : [(tl, bl, tr), (tr, bl, br)]
-                for (a, b, c) in candidates {
-                    guard index[a] >= 0, index[b] >= 0, index[c] >= 0 else { continue }
-                    let lengths: [Float] = mainFirst
-                        ? (a == tl && b == bl ? [1, 1, diagonal] : [diagonal, 1, 1])
-                        : (a == tl ? [1, diagonal, 1] : [diagonal, 1, 1])
-                    guard connected(a, b, lengths[0]), connected(b, c, lengths[1]), connected(c, a, lengths[2]) else { continue }
-                    triangles.append(SIMD3(UInt32(index[a]), UInt32(index[b]), UInt32(index[c])))
+                // Split along the diagonal whose ends are closer in depth; counter-clockwise
+                // seen from the camera (+Z).
+                if abs(maps.front[tl] - maps.front[br]) <= abs(maps.front[tr] - maps.front[bl]) {
+                    emit(tl, bl, br, 1, 1, diagonal)
+                    emit(tl, br, tr, diagonal, 1, 1)
+                } else {
+                    emit(tl, bl, tr, 1, diagonal, 1)
+                    emit(tr, bl, br, diagonal, 1, 1)
                 }
             }
         }
