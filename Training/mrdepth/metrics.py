@@ -5,7 +5,8 @@ Depth predictions are compared after a least-squares scale-and-shift alignment i
 the aligned disparity is clamped to >= 1 / DEPTH_CAP and inverted back to depth; then
     AbsRel = mean(|d - gt| / gt),  delta1 = mean(max(d / gt, gt / d) < 1.25)
 per image, averaged over images. Back depth is aligned with the SAME (s, t) as the front depth of the
-image (the mesher uses both in one frame) and scored on ground-truth foreground pixels.
+image (the mesher uses both in one frame) and scored on ground-truth foreground pixels. The obj_* variants
+fit (s, t) on the object's front pixels only.
 """
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ def score_image(front_p, back_p, mask_p, front_g, back_g, mask_g):
         ba = apply_alignment(back_p, s, t)
         out["back_absrel"], out["back_d1"] = depth_errors(ba, back_g, valid & mask_g)
         out["mask_iou"] = mask_iou(mask_p, mask_g)
+        # object-aligned: scale and shift fitted on the object's own front pixels (shape + thickness of the
+        # object alone, independent of how well the background was predicted)
+        fg = valid & mask_g
+        if fg.sum() >= 2:
+            so, to = align_disparity(front_p, front_g, fg)
+            out["obj_front_absrel"], out["obj_front_d1"] = depth_errors(apply_alignment(front_p, so, to), front_g, fg)
+            out["obj_back_absrel"], out["obj_back_d1"] = depth_errors(apply_alignment(back_p, so, to), back_g, fg)
     else:
         out["room_fp_rate"] = float((mask_p > 0.5).mean())
     return out

@@ -14,21 +14,21 @@ from scipy import ndimage
 
 # name -> (licence, source) as stated in scikit-image's data documentation
 PHOTO_LICENCES = {
-    "astronaut": ("public domain", "NASA, Eileen Collins portrait"),
-    "coffee": ("CC0", "Rachel Michetti"),
-    "chelsea": ("CC0", "Stefan van der Walt"),
-    "rocket": ("public domain", "SpaceX Falcon 9 launch photo"),
-    "camera": ("CC0", "Lav Varshney"),
-    "brick": ("CC0", "scikit-image contributors"),
-    "grass": ("CC0", "scikit-image contributors"),
-    "gravel": ("CC0", "scikit-image contributors"),
-    "coins": ("public domain", "Walters Art Museum"),
-    "hubble_deep_field": ("public domain", "NASA / ESA"),
-    "immunohistochemistry": ("public domain", "Wikimedia Commons"),
-    "clock": ("CC0", "Stefan van der Walt"),
-    "page": ("CC0", "scikit-image contributors"),
-    "text": ("CC0", "Stefan van der Walt"),
-    "retina": ("CC BY 4.0", "Mikael Häggström"),
+    "astronaut": ("public domain", "NASA Great Images database (Eileen Collins)"),
+    "coffee": ("CC0", "photographer Rachel Michetti"),
+    "chelsea": ("CC0", "photographer Stefan van der Walt"),
+    "rocket": ("public domain", "SpaceX"),
+    "camera": ("CC0", "photographer Lav Varshney"),
+    "brick": ("CC0", "CC0Textures Bricks25"),
+    "grass": ("CC0", "DeviantArt, linolafett 'Grass 01'"),
+    "gravel": ("CC0", "CC0Textures Gravel04"),
+    "coins": ("no known copyright restrictions", "Brooklyn Museum open collection"),
+    "hubble_deep_field": ("public domain", "NASA"),
+    "immunohistochemistry": ("no known copyright restrictions", "scikit-image data"),
+    "clock": ("public domain", "photographer Stefan van der Walt"),
+    "page": ("no licence stated; shipped in scikit-image (BSD-3-Clause)", "scikit-image data"),
+    "text": ("public domain", "Wikipedia 'Corner.png'"),
+    "retina": ("CC0 1.0", "Wikimedia Commons 'Fundus photograph of normal left eye'"),
 }
 
 

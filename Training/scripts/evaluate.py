@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -37,12 +38,20 @@ def load_model(weights, config=None):
 
 
 @torch.no_grad()
-def predict(model, rgb_uint8, bs=16):
-    """(N,H,W,3) uint8 -> (N,3,H,W) float32 numpy: front, back, mask."""
+def predict(model, rgb_uint8, bs=16, infer_size=None):
+    """(N,H,W,3) uint8 -> (N,3,H,W) float32 numpy: front, back, mask.
+
+    infer_size (h, w): run the net at that size (bilinear resize in, bilinear resize of the outputs back)."""
     outs = []
     for i in range(0, len(rgb_uint8), bs):
-        x = torch.from_numpy(np.ascontiguousarray(rgb_uint8[i:i + bs])).permute(0, 3, 1, 2).float() / 255.0
-        outs.append(model(normalize(x)).numpy())
+        x = torch.from_numpy(np.array(rgb_uint8[i:i + bs])).permute(0, 3, 1, 2).float() / 255.0
+        H, W = x.shape[2:]
+        if infer_size and tuple(infer_size) != (H, W):
+            x = F.interpolate(x, size=tuple(infer_size), mode="bilinear", align_corners=False, antialias=True)
+            y = F.interpolate(model(normalize(x)), size=(H, W), mode="bilinear", align_corners=False)
+        else:
+            y = model(normalize(x))
+        outs.append(y.numpy())
     return np.concatenate(outs)
 
 
@@ -62,7 +71,7 @@ def baselines(n, h, w):
     return {"constant": c, "ground_plane": gp}
 
 
-def real_photo(model):
+def real_photo(model, infer_size=None):
     """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels."""
     import skimage.data as data
     from PIL import Image
@@ -75,7 +84,7 @@ def real_photo(model):
     valid = np.isfinite(d) & (d > 0)
     gt = np.where(valid, f * baseline_m / np.where(valid, d + doffs, 1.0), np.nan)
     out = {}
-    preds = {"model": predict(model, img[None])[0]}
+    preds = {"model": predict(model, img[None], infer_size=infer_size)[0]}
     preds.update({k: v[0] for k, v in baselines(1, H, W).items()})
     for name, p in preds.items():
         s, t = M.align_disparity(p[0], gt, valid)
@@ -100,20 +109,23 @@ def main():
     ap.add_argument("--real", action="store_true", help="also score the real Middlebury photo")
     ap.add_argument("--json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--infer-size", type=int, nargs=2, help="run the net at H W instead of the render size")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, _ = load_model(a.weights, a.config)
     data = load_shards(a.data)
     n, h, w = data["front"].shape
-    pred = {"model": predict(model, data["rgb"])}
+    pred = {"model": predict(model, data["rgb"], infer_size=a.infer_size)}
     pred.update(baselines(n, h, w))
     res = evaluate_set(pred, data)
-    keys = ["front_absrel", "front_d1", "fg_front_absrel", "fg_front_d1", "back_absrel", "back_d1", "mask_iou", "room_fp_rate"]
-    print(f"held-out set: {n} images {h}x{w} ({int(data['room'].sum())} rooms) from {a.data}")
+    keys = ["front_absrel", "front_d1", "back_absrel", "back_d1", "mask_iou", "fg_front_absrel", "fg_front_d1",
+            "obj_front_absrel", "obj_front_d1", "obj_back_absrel", "obj_back_d1", "room_fp_rate"]
+    print(f"held-out set: {n} images {h}x{w} ({int(data['room'].sum())} rooms) from {a.data}, "
+          f"net input {tuple(a.infer_size) if a.infer_size else (h, w)}")
     print(table(res, keys))
     out = {"heldout": res, "n": int(n), "size": [int(h), int(w)]}
     if a.real:
-        rr, _, _ = real_photo(model)
+        rr, _, _ = real_photo(model, [v // 2 for v in (256, 384)] if a.infer_size and a.infer_size[0] < 256 else None)
         print("real photo (Middlebury 2014 motorcycle, 256x384):")
         print(table(rr, ["front_absrel", "front_d1"]))
         out["real_motorcycle"] = rr

@@ -160,7 +160,7 @@ def main():
 
     N, rgb_all, front_all, back_all, mask_all, nshards = load()
     torch.manual_seed(a.seed)
-    model = MRDepthUNet(widths)
+    model = MRDepthUNet(widths).to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     warm = 200
 
@@ -203,7 +203,7 @@ def main():
         idx = torch.randint(0, N, (a.batch,), generator=g)
         x, fr, bk, mk = augment(rgb_all[idx], front_all[idx], back_all[idx], mask_all[idx], g)
         f, b = targets(fr, bk, mk)
-        o = model.raw(normalize(x))
+        o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
         loss, parts = losses(o, f, b, mk)
         opt.zero_grad(set_to_none=True)
         loss.backward()
