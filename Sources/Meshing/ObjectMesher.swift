@@ -119,6 +119,7 @@ public struct ObjectMesher: Sendable {
             let out = UnsafeSendable(value: buffer)
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let out = out.value
+            maps.texels.withUnsafeBufferPointer { texels in
             for z in stride(from: worker, to: nz, by: workers) {
                 let pz = origin.z + Float(z) * voxel
                 let d = -pz
@@ -130,7 +131,7 @@ public struct ObjectMesher: Sendable {
                     for x in 0..<nx {
                         let px = origin.x + Float(x) * voxel
                         let u = c.x + f * px / d
-                        let s = maps.sample(u: u, v: v)
+                        let s = maps.sample(u: u, v: v, texels: texels)
                         let maskTerm = (s.mask - threshold) / pixelsPerVoxel
                         let frontTerm = (d - s.front) / voxel, backTerm = (s.back - d) / voxel
                         let border = x == 0 || y == 0 || z == 0 || x == nx - 1 || y == ny - 1 || z == nz - 1
@@ -138,6 +139,7 @@ public struct ObjectMesher: Sendable {
                         out[(z * ny + y) * nx + x] = border ? -1 : min(maskTerm, frontTerm, backTerm)
                     }
                 }
+            }
             }
             }
         }
@@ -197,6 +199,8 @@ func checkAspect(_ photo: Image, _ maps: DepthMaps) throws(MeshingError) {
 struct FilledMaps {
     let width: Int, height: Int
     let front: [Float], back: [Float], mask: [Float]
+    /// (mask, front, back, 0) per pixel, for sampling.
+    let texels: [SIMD4<Float>]
     let foreground: [Bool]
     let threshold: Float
 
@@ -224,24 +228,37 @@ struct FilledMaps {
             }
         }
         self.front = front; self.back = back; mask = maps.mask; foreground = fg
+        texels = (0..<fg.count).map { SIMD4(maps.mask[$0], front[$0], back[$0], 0) }
     }
 
     /// Bilinear samples at continuous pixel coordinates (corner origin); outside the map
     /// the mask is 0.
     func sample(u: Float, v: Float) -> (mask: Float, front: Float, back: Float) {
+        texels.withUnsafeBufferPointer { sample(u: u, v: v, texels: $0) }
+    }
+
+    @inline(__always)
+    func sample(u: Float, v: Float, texels t: UnsafeBufferPointer<SIMD4<Float>>) -> (mask: Float, front: Float, back: Float) {
         let x = u - 0.5, y = v - 0.5
         guard x > -1, y > -1, x < Float(width), y < Float(height) else { return (0, 1, 1) }
         let x0 = Int(x.rounded(.down)), y0 = Int(y.rounded(.down))
         let fx = x - Float(x0), fy = y - Float(y0)
-        var m: Float = 0, f: Float = 0, b: Float = 0, wsum: Float = 0
-        for (dx, dy, w) in [(0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)] {
+        if x0 >= 0, y0 >= 0, x0 + 1 < width, y0 + 1 < height {
+            let k = y0 * width + x0
+            let top = t[k] * (1 - fx) + t[k + 1] * fx
+            let bottom = t[k + width] * (1 - fx) + t[k + width + 1] * fx
+            let r = top * (1 - fy) + bottom * fy
+            return (r.x, r.y, r.z)
+        }
+        var sum = SIMD4<Float>(), wsum: Float = 0
+        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
             let xi = x0 + dx, yi = y0 + dy
             guard xi >= 0, xi < width, yi >= 0, yi < height else { continue }
-            let k = yi * width + xi
-            m += w * mask[k]; f += w * front[k]; b += w * back[k]; wsum += w
+            let w = (dx == 0 ? 1 - fx : fx) * (dy == 0 ? 1 - fy : fy)
+            sum += w * t[yi * width + xi]; wsum += w
         }
         guard wsum > 0 else { return (0, 1, 1) }
-        return (m, f / wsum, b / wsum)
+        return (sum.x, sum.y / wsum, sum.z / wsum)
     }
 }
 

@@ -2,25 +2,31 @@ extension Mesh {
     /// For every vertex, its neighbours through triangle edges (CSR: `start[v]..<start[v+1]`
     /// into `neighbours`), each listed once, in increasing order.
     public func vertexAdjacency() -> (start: [Int], neighbours: [UInt32]) {
-        var pairs = [UInt64]()
-        pairs.reserveCapacity(triangles.count * 6)
+        let n = positions.count
+        // Every triangle lists each of its corners' two other corners; duplicates (an edge
+        // in two triangles) are removed per vertex afterwards.
+        var slot = [Int](repeating: 0, count: n + 1)
+        for t in triangles { slot[Int(t.x) + 1] += 2; slot[Int(t.y) + 1] += 2; slot[Int(t.z) + 1] += 2 }
+        for v in 0..<n { slot[v + 1] += slot[v] }
+        var raw = [UInt32](repeating: 0, count: slot[n])
+        var fill = slot
         for t in triangles {
-            for (a, b) in [(t.x, t.y), (t.y, t.z), (t.z, t.x)] {
-                pairs.append(UInt64(a) << 32 | UInt64(b))
-                pairs.append(UInt64(b) << 32 | UInt64(a))
+            raw[fill[Int(t.x)]] = t.y; raw[fill[Int(t.x)] + 1] = t.z; fill[Int(t.x)] += 2
+            raw[fill[Int(t.y)]] = t.z; raw[fill[Int(t.y)] + 1] = t.x; fill[Int(t.y)] += 2
+            raw[fill[Int(t.z)]] = t.x; raw[fill[Int(t.z)] + 1] = t.y; fill[Int(t.z)] += 2
+        }
+        var start = [Int](repeating: 0, count: n + 1)
+        var neighbours = [UInt32]()
+        neighbours.reserveCapacity(raw.count / 2 + n)
+        raw.withUnsafeMutableBufferPointer { r in
+            for v in 0..<n {
+                var list = UnsafeMutableBufferPointer(rebasing: r[slot[v]..<slot[v + 1]])
+                list.sort()
+                var previous = UInt32.max
+                for w in list where w != previous { neighbours.append(w); previous = w }
+                start[v + 1] = neighbours.count
             }
         }
-        pairs.sort()
-        var start = [Int](repeating: 0, count: positions.count + 1)
-        var neighbours = [UInt32]()
-        neighbours.reserveCapacity(pairs.count / 2)
-        var previous = UInt64.max
-        for p in pairs where p != previous {
-            previous = p
-            start[Int(p >> 32) + 1] += 1
-            neighbours.append(UInt32(truncatingIfNeeded: p))
-        }
-        for v in 0..<positions.count { start[v + 1] += start[v] }
         return (start, neighbours)
     }
 
