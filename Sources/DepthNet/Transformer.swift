@@ -47,8 +47,9 @@ public struct Linear: Sendable {
         } else {
             multiplyPacked(x, rows: rows, into: y, workspace: workspace)
         }
-        Parallel.forEach(rows, minimumWork: outFeatures) { r in
-            addRowBias(y.base + r * outFeatures, rows: 1, columns: outFeatures, bias: bias, activation: activation)
+        Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: outFeatures) { _, range in
+            addRowBias(y.base + range.lowerBound * outFeatures, rows: range.count, columns: outFeatures, bias: bias,
+                       activation: activation)
         }
         return y
     }
@@ -85,15 +86,16 @@ func packedProduct(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, lda: Int,
 
 /// Adds `bias` to each row of a `[rows, columns]` matrix and applies `activation`, in place.
 func addRowBias(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: [Float]?, activation: Activation) {
-    let zeros = [Float](repeating: 0, count: columns)
-    (bias ?? zeros).withUnsafeBufferPointer { b in
+    (bias ?? []).withUnsafeBufferPointer { b in
+        let hasBias = !b.isEmpty
         for r in 0..<rows {
             let row = y + r * columns
+            if hasBias { for i in 0..<columns { row[i] += b[i] } }
             switch activation {
-            case .identity: for i in 0..<columns { row[i] += b[i] }
-            case .relu: for i in 0..<columns { row[i] = max(row[i] + b[i], 0) }
-            case .gelu: for i in 0..<columns { row[i] = gelu(row[i] + b[i]) }
-            case .sigmoid: for i in 0..<columns { row[i] = sigmoid(row[i] + b[i]) }
+            case .identity: break
+            case .relu: for i in 0..<columns { row[i] = max(row[i], 0) }
+            case .gelu: for i in 0..<columns { row[i] = gelu(row[i]) }
+            case .sigmoid: for i in 0..<columns { row[i] = sigmoid(row[i]) }
             }
         }
     }
