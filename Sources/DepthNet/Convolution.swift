@@ -2,13 +2,16 @@ import CBLAS
 import Foundation
 import _DepthNetKernels
 
-/// The vector GEMM kernel of `_DepthNetKernels` (AVX-512F or AVX2+FMA, chosen at run time).
+/// The vector GEMM kernels of `_DepthNetKernels` (AVX-512F or AVX2+FMA, chosen at run time).
 ///
 /// On this project's machines Debian's OpenBLAS 0.3.21 does not recognise the processor and
-/// falls back to its SSE3 ("Prescott") kernels, several times slower than the vector units allow;
-/// the convolutions therefore multiply their pre-packed weights with this kernel when the
-/// processor has AVX2 or AVX-512, and with `cblas_sgemm` otherwise or when the environment sets
-/// `DEPTHNET_KERNELS=blas`. Transformer layers (linear, attention) always use `cblas_sgemm`.
+/// falls back to its SSE3 ("Prescott") kernels, several times slower than the vector units allow.
+/// So when the processor has AVX2+FMA or AVX-512F, convolutions (implicit GEMM on pre-packed
+/// weights, bias and ReLU fused), linear layers and attention run on these kernels; otherwise,
+/// or when the environment sets `DEPTHNET_KERNELS=blas`, everything runs on `cblas_sgemm`.
+/// `DEPTHNET_KERNELS=avx2` keeps to the AVX2 kernels (to test them on an AVX-512 machine).
+/// Transposed convolutions and the token projections of Depth Anything's neck always use
+/// `cblas_sgemm`.
 public enum PackedKernel {
     /// Whether convolutions use the vector kernel in this process.
     public static let isEnabled: Bool =

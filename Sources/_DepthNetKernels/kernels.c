@@ -2,13 +2,19 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int mr_kernel_level(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
-    return 0;
+    // DEPTHNET_KERNELS=avx2 caps the level (to test the AVX2 kernels on an AVX-512 machine);
+    // DEPTHNET_KERNELS=blas is handled by the Swift side (PackedKernel.isEnabled).
+    const char *choice = getenv("DEPTHNET_KERNELS");
+    int cap = choice && strcmp(choice, "avx2") == 0 ? 1 : 2;
+    int level = 0;
+    if (__builtin_cpu_supports("avx512f")) level = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = 1;
+    return level < cap ? level : cap;
 }
 
 long mr_packed_size(int m, int k) { return (long)((m + MR_ROWS - 1) / MR_ROWS) * MR_ROWS * k; }
