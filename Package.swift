@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(name: "mesh-worker", dependencies: [
             "Worker", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "WorkerTestSupport", "mesh-worker"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "Pipeline", "WorkerTestSupport", "mesh-worker"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,15 +2,25 @@ import AMQP
 import Foundation
 import Testing
 import Worker
+import Pipeline
 import WorkerTestSupport
 
 /// Against the real broker (`AMQP_URL`) and the test HTTP server on 127.0.0.1. Each test has its own
 /// queues and exchanges. Serialized: they share two cores with each other's worker pools.
 @Suite(.serialized) struct WorkerIntegrationTests {
+    /// The real engine (the committed weights), at a reduced volume grid to keep the test quick.
+    static func realEngine() throws -> PipelineModelGenerator {
+        let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Weights")
+        var options = PipelineOptions()
+        options.volumeResolution = 64
+        return PipelineModelGenerator(engine: try ImageTo3D(weights: weights), options: options)
+    }
+
     @Test func twentyValidJobsBecomeTwentyModels() async throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let (worker, root) = try await harness.startWorker("twenty")
+        let (worker, root) = try await harness.startWorker("twenty", generator: try Self.realEngine())
 
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for i in 0..<20 {
@@ -27,6 +37,7 @@ import WorkerTestSupport
             let model = try #require(event.modelPath)
             #expect(OBJSummary(contentsOf: root.appendingPathComponent(model)) != nil, "\(model) does not parse")
             #expect(event.durationsMs["download"] != nil)
+            #expect(event.durationsMs["depth"] != nil && event.durationsMs["mesh"] != nil, "engine stages: \(event.durationsMs)")
         }
         let files = filesUnder(root)
         #expect(files.filter { $0.hasPrefix("models/") && $0.hasSuffix(".obj") }.count == 20)
