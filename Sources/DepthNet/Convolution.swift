@@ -17,6 +17,9 @@ public enum PackedKernel {
     public static let isEnabled: Bool =
         mr_kernel_level() > 0 && ProcessInfo.processInfo.environment["DEPTHNET_KERNELS"] != "blas"
 
+    /// 2: AVX-512F kernels, 1: AVX2+FMA kernels, 0: none (after `DEPTHNET_KERNELS`).
+    static let level = isEnabled ? Int(mr_kernel_level()) : 0
+
     /// The instruction set the kernel uses: "avx512f", "avx2+fma" or "none".
     public static var instructionSet: String {
         switch mr_kernel_level() {
@@ -170,6 +173,32 @@ public struct Conv2D: Sendable {
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
+        if let epilogue, ow % 16 == 0, stride == 1, PackedKernel.level == 2, kernelHeight * kernelWidth <= 64 {
+            // AVX-512, stride 1: panels read the input in place; masked loads supply the zero padding.
+            let size = mr_packed_size(Int32(cout), Int32(k))
+            let relu: Int32 = epilogue == .relu ? 1 : 0
+            let biasValues = bias ?? []
+            let chunks = Parallel.maximumChunks
+            let perChunk = k + (k + 3) / 4                     // k Int32 offsets + k tap bytes
+            let tables = workspace.make([chunks * perChunk])
+            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
+                                      kw: Int32(kernelWidth), stride: 1, pad: Int32(padding), oh: Int32(oh), ow: Int32(ow))
+            packedWeight.withUnsafeBufferPointer { packed in
+                biasValues.withUnsafeBufferPointer { bp in
+                    let a = packed.baseAddress! + g * size
+                    let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
+                    withUnsafePointer(to: &shape) { shapePointer in
+                        Parallel.forEachChunk((oh * ow + 31) / 32, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
+                            let offset = UnsafeMutablePointer<Int32>(OpaquePointer(tables.base + chunk * perChunk))
+                            let done = mr_conv_panels_unpadded(shapePointer, groupSrc, range.lowerBound, range.upperBound,
+                                                               offset, Int32(cout), a, groupDst, groupBias, relu)
+                            precondition(done == 1, "mr_conv_panels_unpadded refused a supported shape")
+                        }
+                    }
+                }
+            }
+            return
+        }
         if let epilogue, ow % 16 == 0, stride <= 2 {
             // Vector kernel on a prepared input (zero-padded, columns split by stride phase): every
             // 32-position panel reads its patches in place, as two 16-column row segments.

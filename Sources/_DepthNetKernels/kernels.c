@@ -362,3 +362,77 @@ void mr_softmax_rows(float *m, long rows, long columns, float scale) {
         else softmax_scalar(m + r * columns, columns, scale);
     }
 }
+
+// ---- Stride 1 without a padded copy (AVX-512): masked loads zero the lanes outside the input ----
+
+__attribute__((target("avx512f")))
+static void masked_avx512(int rows, int k, const float *a, const float *src0, const float *src1, const int *offset,
+                          const unsigned char *tap, const __mmask16 *mask0, const __mmask16 *mask1,
+                          float *c, long ldc, const float *bias, int relu) {
+    __m512 acc[MR_ROWS][2];
+    for (int r = 0; r < MR_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    for (int kk = 0; kk < k; kk++) {
+        int t = tap[kk];
+        __m512 b0 = _mm512_maskz_loadu_ps(mask0[t], src0 + offset[kk]);
+        __m512 b1 = _mm512_maskz_loadu_ps(mask1[t], src1 + offset[kk]);
+        const float *ak = a + kk * MR_ROWS;
+        for (int r = 0; r < MR_ROWS; r++) {
+            __m512 av = _mm512_set1_ps(ak[r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    store_avx512(acc, rows, c, ldc, bias, relu, 0xFFFF, 0xFFFF);
+}
+
+/// Lanes of a 16-column run starting at output column ox whose input column ox + kx - pad is inside.
+static __mmask16 column_mask(int ox, int kx, int pad, int w) {
+    unsigned mask = 0;
+    for (int l = 0; l < 16; l++) {
+        int ix = ox + l + kx - pad;
+        if (ix >= 0 && ix < w) mask |= 1u << l;
+    }
+    return (__mmask16)mask;
+}
+
+int mr_conv_panels_unpadded(const mr_conv_shape *s, const float *src, long p0, long p1, int *offset, int m,
+                            const float *packed, float *dst, const float *bias, int relu) {
+    if (mr_kernel_level_cached() != 2 || s->stride != 1 || s->ow % 16 != 0 || s->kh * s->kw > 64) return 0;
+    long n = (long)s->oh * s->ow;
+    int k = s->cin * s->kh * s->kw;
+    // offset[kk] relative to the input position of output (oy, ox); tap[kk] = ky·kw + kx (after the offsets).
+    unsigned char *tap = (unsigned char *)(offset + k);
+    int r = 0;
+    for (int c = 0; c < s->cin; c++)
+        for (int ky = 0; ky < s->kh; ky++)
+            for (int kx = 0; kx < s->kw; kx++, r++) {
+                offset[r] = (c * s->h + ky - s->pad) * s->w + kx - s->pad;
+                tap[r] = (unsigned char)(ky * s->kw + kx);
+            }
+    int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
+    __mmask16 mask0[64], mask1[64];
+    for (long p = p0; p < p1; p++) {
+        long j0 = p * 32, j1 = j0 + 16;
+        int oy0 = (int)(j0 / s->ow), ox0 = (int)(j0 % s->ow), oy1 = (int)(j1 / s->ow), ox1 = (int)(j1 % s->ow);
+        for (int ky = 0; ky < s->kh; ky++) {
+            int in0 = oy0 + ky - s->pad >= 0 && oy0 + ky - s->pad < s->h;
+            int in1 = oy1 + ky - s->pad >= 0 && oy1 + ky - s->pad < s->h;
+            for (int kx = 0; kx < s->kw; kx++) {
+                mask0[ky * s->kw + kx] = in0 ? column_mask(ox0, kx, s->pad, s->w) : 0;
+                mask1[ky * s->kw + kx] = in1 ? column_mask(ox1, kx, s->pad, s->w) : 0;
+            }
+        }
+        int full = 1;
+        for (int t = 0; t < s->kh * s->kw; t++) full &= mask0[t] == 0xFFFF && mask1[t] == 0xFFFF;
+        const float *base0 = src + (long)oy0 * s->w + ox0, *base1 = src + (long)oy1 * s->w + ox1;
+        for (int q = 0; q < panels_m; q++) {
+            int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
+            const float *a = packed + (long)q * MR_ROWS * k;
+            float *ct = dst + (long)q * MR_ROWS * n + j0;
+            const float *bq = bias ? bias + q * MR_ROWS : 0;
+            if (full) direct_avx512(rows, k, a, base0, base1, offset, ct, n, bq, relu);
+            else masked_avx512(rows, k, a, base0, base1, offset, tap, mask0, mask1, ct, n, bq, relu);
+        }
+    }
+    return 1;
+}

@@ -68,6 +68,12 @@ typedef struct {
 void mr_conv_panels_prepared(const mr_conv_prepared *input, long p0, long p1, int *offset, int m,
                              const float *packed, float *dst, const float *bias, int relu);
 
+/// Stride-1 convolution panels without a padded copy (AVX-512 only, ow a multiple of 16, kh·kw ≤ 64):
+/// masked loads zero the taps that fall outside the input. `offset` has room for cin·kh·kw ints
+/// followed by cin·kh·kw bytes. Returns 0 (doing nothing) when these conditions do not hold.
+int mr_conv_panels_unpadded(const mr_conv_shape *shape, const float *src, long p0, long p1, int *offset, int m,
+                            const float *packed, float *dst, const float *bias, int relu);
+
 #ifdef __cplusplus
 }
 #endif
