@@ -33,6 +33,9 @@ public struct ObjectMesher: Sendable {
         public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
         /// Whether to normalise into the output frame (centred, lowest point y = 0, height 1).
         public var normalize: Bool = true
+        /// Thinnest wall, in voxels: the back surface is kept at least this far behind the
+        /// front one, so thin predicted parts do not break up into see-through holes.
+        public var minimumThickness: Float = 2
 
         public init() {}
     }
@@ -110,6 +113,7 @@ public struct ObjectMesher: Sendable {
         let dims = SIMD3<Int>((extent / voxel).rounded(.up)) &+ (1 + 2 * margin)
         let origin = lo - Float(margin) * voxel
         let f = camera.focalLength, c = camera.principalPoint, threshold = maps.threshold
+        let minimumThickness = options.minimumThickness * voxel
         let nx = dims.x, ny = dims.y, nz = dims.z
         var values = [Float](repeating: -1, count: nx * ny * nz)
         let workers = max(1, min(options.threads, nz))
@@ -133,7 +137,8 @@ public struct ObjectMesher: Sendable {
                         let u = c.x + f * px / d
                         let s = maps.sample(u: u, v: v, texels: texels)
                         let maskTerm = (s.mask - threshold) / pixelsPerVoxel
-                        let frontTerm = (d - s.front) / voxel, backTerm = (s.back - d) / voxel
+                        let back = max(s.back, s.front + minimumThickness)
+                        let frontTerm = (d - s.front) / voxel, backTerm = (back - d) / voxel
                         let border = x == 0 || y == 0 || z == 0 || x == nx - 1 || y == ny - 1 || z == nz - 1
                         // The grid's border stays outside, so the surface is always closed.
                         out[(z * ny + y) * nx + x] = border ? -1 : min(maskTerm, frontTerm, backTerm)

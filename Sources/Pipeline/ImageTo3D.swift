@@ -121,7 +121,9 @@ public final class ImageTo3D: Sendable {
                 o.resolution = options.volumeResolution
                 o.smoothingIterations = options.smoothingIterations
                 o.threads = options.threads
-                let result = try ObjectMesher(options: o).mesh(maps, camera: camera, photo: photo)
+                var cleaned = maps
+                cleaned.mask = MaskCleanup.clean(maps.mask, width: maps.width, height: maps.height)
+                let result = try ObjectMesher(options: o).mesh(cleaned, camera: camera, photo: photo)
                 mesh = result.mesh
                 scale = result.scale
                 cameraPosition = result.cameraPosition

@@ -98,3 +98,23 @@ struct PipelineUnitTests {
         #expect(throws: Never.self) { try ImageTo3D.validate(PipelineOptions()) }
     }
 }
+
+@Suite("Mask cleanup before object meshing")
+struct MaskCleanupTests {
+    @Test("specks go, holes and narrow cracks close, soft edges stay")
+    func cleanup() {
+        let w = 30, h = 20
+        var mask = [Float](repeating: 0, count: w * h)
+        for y in 4..<16 { for x in 5..<25 { mask[y * w + x] = 0.9 } }
+        mask[10 * w + 12] = 0.1                                   // a hole
+        for y in 4..<12 { mask[y * w + 18] = 0 }                  // a one-pixel crack from the top edge
+        mask[1 * w + 1] = 0.95                                     // a speck
+        for x in 5..<25 { mask[4 * w + x] = 0.6 }                 // a soft top edge
+        let out = MaskCleanup.clean(mask, width: w, height: h)
+        #expect(out[1 * w + 1] == 0)
+        #expect(out[10 * w + 12] == 1)
+        #expect(out[8 * w + 18] == 1)
+        #expect(out[4 * w + 10] == 0.6)
+        #expect(out[0] == 0 && out[19 * w + 29] == 0)
+    }
+}
