@@ -7,7 +7,7 @@ let package = Package(
     name: "myroom-3d-benchmarks",
     platforms: [.macOS(.v14)],
     dependencies: [
-        .package(path: ".."),
+        .package(name: "myroom-3d", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
@@ -16,7 +16,7 @@ let package = Package(
             name: "MeshingBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Meshing", package: "main"),
+                .product(name: "Meshing", package: "myroom-3d"),
             ],
             path: "Benchmarks/Meshing",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -27,7 +27,7 @@ let package = Package(
             name: "DepthNetBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "DepthNet", package: "main"),
+                .product(name: "DepthNet", package: "myroom-3d"),
             ],
             path: "Benchmarks/DepthNet",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -35,7 +35,7 @@ let package = Package(
         // Times one model folder; used by Training/parity/onnx_compare.py.
         .executableTarget(
             name: "depthnet-timing",
-            dependencies: [.product(name: "DepthNet", package: "main")],
+            dependencies: [.product(name: "DepthNet", package: "myroom-3d")],
             path: "Sources/depthnet-timing"
         ),
     ],
