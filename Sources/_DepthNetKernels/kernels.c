@@ -50,6 +50,16 @@ void mr_pack_b(int k, int n, const float *b, long row_stride, long column_stride
 
 // ---- AVX-512: 8 rows × 32 columns per micro-tile (16 zmm accumulators) ----
 
+/// acc[r] += a[r] · (b0, b1) for the MR_ROWS rows of one k step.
+__attribute__((target("avx512f"), always_inline))
+static inline void fma_rows_avx512(__m512 acc[MR_ROWS][2], const float *a, __m512 b0, __m512 b1) {
+    for (int r = 0; r < MR_ROWS; r++) {
+        __m512 av = _mm512_set1_ps(a[r]);
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+}
+
 /// Adds the bias, applies ReLU if asked and stores the first `rows` rows of a tile (masked columns).
 __attribute__((target("avx512f"), always_inline))
 static inline void store_avx512(__m512 acc[MR_ROWS][2], int rows, float *c, long ldc, const float *bias, int relu,
@@ -75,23 +85,13 @@ static void tile_avx512(int rows, int k, const float *a, const float *b, long ld
         for (int kk = 0; kk < k; kk++) {
             const float *row = b + kk * ldb;
             __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
-            const float *ak = a + kk * MR_ROWS;
-            for (int r = 0; r < MR_ROWS; r++) {
-                __m512 av = _mm512_set1_ps(ak[r]);
-                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-            }
+            fma_rows_avx512(acc, a + kk * MR_ROWS, b0, b1);
         }
     } else {
         for (int kk = 0; kk < k; kk++) {
             const float *row = b + kk * ldb;
             __m512 b0 = _mm512_maskz_loadu_ps(m0, row), b1 = _mm512_maskz_loadu_ps(m1, row + 16);
-            const float *ak = a + kk * MR_ROWS;
-            for (int r = 0; r < MR_ROWS; r++) {
-                __m512 av = _mm512_set1_ps(ak[r]);
-                acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-            }
+            fma_rows_avx512(acc, a + kk * MR_ROWS, b0, b1);
         }
     }
     store_avx512(acc, rows, c, ldc, bias, relu, m0, m1);
@@ -208,12 +208,7 @@ static void direct_avx512(int rows, int k, const float *a, const float *src0, co
     for (int r = 0; r < MR_ROWS; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     for (int kk = 0; kk < k; kk++) {
         __m512 b0 = _mm512_loadu_ps(src0 + offset[kk]), b1 = _mm512_loadu_ps(src1 + offset[kk]);
-        const float *ak = a + kk * MR_ROWS;
-        for (int r = 0; r < MR_ROWS; r++) {
-            __m512 av = _mm512_set1_ps(ak[r]);
-            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-        }
+        fma_rows_avx512(acc, a + kk * MR_ROWS, b0, b1);
     }
     store_avx512(acc, rows, c, ldc, bias, relu, 0xFFFF, 0xFFFF);
 }
@@ -375,12 +370,7 @@ static void masked_avx512(int rows, int k, const float *a, const float *src0, co
         int t = tap[kk];
         __m512 b0 = _mm512_maskz_loadu_ps(mask0[t], src0 + offset[kk]);
         __m512 b1 = _mm512_maskz_loadu_ps(mask1[t], src1 + offset[kk]);
-        const float *ak = a + kk * MR_ROWS;
-        for (int r = 0; r < MR_ROWS; r++) {
-            __m512 av = _mm512_set1_ps(ak[r]);
-            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
-        }
+        fma_rows_avx512(acc, a + kk * MR_ROWS, b0, b1);
     }
     store_avx512(acc, rows, c, ldc, bias, relu, 0xFFFF, 0xFFFF);
 }
