@@ -11,7 +11,9 @@ at the Small configuration) this script
      `depthnet-timing` executable of the Benchmarks package (release build, same thread count),
      alternating --rounds times, --iterations timed runs each after a warm-up,
   4. checks that the two outputs agree,
-  5. prints milliseconds (median and minimum) and the ratio swift/onnxruntime (< 1: Swift is faster).
+  5. prints wall-clock milliseconds (median and minimum), process CPU time per run (median; the
+     steadier figure on a machine shared with other work) and the ratios swift/onnxruntime
+     (< 1: Swift is faster).
 
     /opt/venv/bin/python Training/parity/onnx_compare.py --threads 1
     /opt/venv/bin/python Training/parity/onnx_compare.py --threads 2 --iterations 5
@@ -100,12 +102,13 @@ def ort_session(path: Path, threads: int):
 def time_ort(session, size: int, iterations: int) -> tuple[list[float], np.ndarray]:
     x = swift_input(size)
     out = session.run(None, {"input": x})[0]
-    times = []
+    times, cpu = [], []
     for _ in range(iterations):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         session.run(None, {"input": x})
         times.append((time.perf_counter() - t0) * 1000)
-    return times, out
+        cpu.append((time.process_time() - c0) * 1000)
+    return times, cpu, out
 
 
 def swift_input(size: int) -> np.ndarray:
@@ -149,14 +152,18 @@ def main() -> None:
             # Alternate the two runtimes over several rounds so that load from other processes
             # affects both alike; report medians and minima over all timed runs.
             ort_times: list[float] = []
+            ort_cpu: list[float] = []
             swift_medians: list[float] = []
             swift_minima: list[float] = []
+            swift_cpu: list[float] = []
             for _ in range(args.rounds):
-                times, ort_out = time_ort(session, size, args.iterations)
+                times, cpu, ort_out = time_ort(session, size, args.iterations)
                 ort_times += times
+                ort_cpu += cpu
                 swift = time_swift(binary, folder, size, args.threads, args.iterations, out_path)
                 swift_medians.append(swift["median_ms"])
                 swift_minima.append(swift["min_ms"])
+                swift_cpu.append(swift["cpu_median_ms"])
             swift_out = np.fromfile(out_path, dtype=np.float32).reshape(-1)
             reference = ort_out.reshape(-1)
             error = float(np.abs(swift_out - reference).max() / max(float(reference.max() - reference.min()), 1e-12))
@@ -164,6 +171,8 @@ def main() -> None:
             sw_med, sw_min = statistics.median(swift_medians), min(swift_minima)
             print(f"{name:8s} {size:4d}: median onnxruntime {ort_med:8.1f} ms  swift {sw_med:8.1f} ms  ratio {sw_med / ort_med:4.2f}"
                   f" | min onnxruntime {ort_min:8.1f} ms  swift {sw_min:8.1f} ms  ratio {sw_min / ort_min:4.2f}"
+                  f" | CPU time onnxruntime {statistics.median(ort_cpu):8.1f} ms  swift {statistics.median(swift_cpu):8.1f} ms"
+                  f"  ratio {statistics.median(swift_cpu) / statistics.median(ort_cpu):4.2f}"
                   f" | swift {swift['gflops'] / sw_min * 1000:5.1f} GFLOP/s (best), activations {swift['peak_mb']:.0f} MB,"
                   f" max rel. diff {error:.1e}", flush=True)
     print(f"\nthreads={args.threads}, {args.rounds} rounds of {args.iterations} runs each; ratio = swift / onnxruntime")
