@@ -173,8 +173,10 @@ public struct Conv2D: Sendable {
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
-        if let epilogue, ow % 16 == 0, stride == 1, PackedKernel.level == 2, kernelHeight * kernelWidth <= 64 {
-            // AVX-512, stride 1: panels read the input in place; masked loads supply the zero padding.
+        if let epilogue, ow % 16 == 0, ow >= 256, stride == 1, PackedKernel.level == 2, kernelHeight * kernelWidth <= 64 {
+            // AVX-512, stride 1, wide rows: panels read the input in place; masked loads supply the
+            // zero padding in the border panels (at most 1 in 8 here: narrower rows, where most
+            // panels touch a border, take the padded copy below, which is faster there).
             let size = mr_packed_size(Int32(cout), Int32(k))
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []

@@ -124,6 +124,8 @@ public enum Ops {
     static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap]) {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let (oh, ow) = (ys.count, xs.count)
+        // The taps of an exact ×2 resize with align_corners=False (the U-Net decoder's case).
+        let exactDouble = ow == 2 * w && w > 1 && xs[0].t == 0 && xs[1].i0 == 0 && xs[1].t == 0.25 && xs[2].i0 == 0
         // Vertical blend of the two source rows first (a contiguous, vectorisable loop), then
         // the horizontal taps on that one row.
         let chunks = Parallel.maximumChunks
@@ -140,6 +142,16 @@ public enum Ops {
                     let a = 1 - ty.t, b = ty.t
                     for i in 0..<w { row[i] = r0[i] * a + r1[i] * b }
                     let line = dst + oy * ow
+                    if exactDouble {
+                        // ×2 with align_corners=False: taps at i − ¼ and i + ¼.
+                        line[0] = row[0]
+                        for i in 0..<(w - 1) {
+                            line[2 * i + 1] = row[i] * 0.75 + row[i + 1] * 0.25
+                            line[2 * i + 2] = row[i] * 0.25 + row[i + 1] * 0.75
+                        }
+                        line[ow - 1] = row[w - 1]
+                        continue
+                    }
                     for ox in 0..<ow {
                         let tx = xs[ox]
                         line[ox] = row[tx.i0] * (1 - tx.t) + row[tx.i1] * tx.t

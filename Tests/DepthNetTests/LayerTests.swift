@@ -131,7 +131,7 @@ struct LayerTests {
 
     @Test("The packed vector kernel and cblas_sgemm agree (odd channel counts, column tails, groups, ReLU)",
           arguments: [(13, 5, 3, 1, 1, 37, 29), (8, 16, 3, 2, 1, 33, 64), (24, 12, 1, 1, 2, 17, 19), (3, 7, 3, 1, 1, 1, 1),
-                      (6, 4, 3, 2, 1, 31, 63), (5, 9, 1, 1, 1, 4, 32), (9, 3, 5, 1, 1, 6, 16)])
+                      (6, 4, 3, 2, 1, 31, 63), (5, 9, 1, 1, 1, 4, 32), (9, 3, 5, 1, 1, 6, 16), (11, 3, 3, 1, 1, 5, 256)])
     func packedKernel(_ cout: Int, _ cin: Int, _ k: Int, _ stride: Int, _ groups: Int, _ h: Int, _ w: Int) throws {
         var generator = SplitMix64(seed: UInt64(cout * 1000 + cin))
         let weight = (0..<(cout * cin / groups * k * k)).map { _ in generator.nextGaussian() }
