@@ -16,7 +16,7 @@ struct AMQPClientTests {
             options: Broker.fastReconnect,
             onEvent: { events?.record($0) })
         client.start()
-        try await client.waitUntilReady(timeout: .seconds(5))
+        try await client.waitUntilReady(timeout: .seconds(30))
         return client
     }
 
@@ -93,7 +93,7 @@ struct AMQPClientTests {
         try await client.publish(job(work, "poison"))
         let m = try #require(await Broker.next(&it))
         #expect(await client.reject(m, requeue: false) == .sent)
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + .seconds(30)
         var deadMessage: AMQPDelivery?
         while deadMessage == nil, ContinuousClock.now < deadline {
             deadMessage = try await client.queueStatus(dead).messageCount > 0
@@ -175,14 +175,14 @@ struct AMQPClientTests {
             consumer: AMQPConsumerSpec(queue: missing, prefetch: 1), options: Broker.fastReconnect)
         client.start()
         await #expect {
-            try await client.waitUntilReady(timeout: .seconds(1))
+            try await client.waitUntilReady(timeout: .seconds(10))
         } throws: { error in
             (error as? AMQPError)?.replyCode == AMQPReplyCode.notFound
         }
         // Once the owner declares it, the client gets ready by itself.
         defer { Broker.cleanup(queues: [missing]) }
         try Broker.withChannel { _, ch in _ = try ch.declareQueue(AMQPQueueSpec(name: missing)) }
-        try await client.waitUntilReady(timeout: .seconds(5))
+        try await client.waitUntilReady(timeout: .seconds(30))
         await client.shutdown()
     }
 
@@ -193,7 +193,7 @@ struct AMQPClientTests {
         let client = AMQPClient(configuration: config, options: Broker.fastReconnect, onEvent: { events.record($0) })
         client.start()
         await #expect {
-            try await client.waitUntilReady(timeout: .seconds(1))
+            try await client.waitUntilReady(timeout: .seconds(10))
         } throws: { error in
             guard case .authenticationFailed(let user, _)? = error as? AMQPError else { return false }
             return user == config.username
@@ -220,11 +220,11 @@ struct AMQPClientTests {
         let firstConnection = try #require(client.connectionID)
 
         #expect(try Broker.closeConnections(named: name) == 1)
-        let deadline = ContinuousClock.now + .seconds(8)
+        let deadline = ContinuousClock.now + .seconds(30)
         while client.connectionID == nil || client.connectionID == firstConnection, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await client.waitUntilReady(timeout: .seconds(5))
+        try await client.waitUntilReady(timeout: .seconds(30))
         #expect(client.connectionID != firstConnection)
         #expect(events.connectionLosses == 1)
         #expect(events.readyCount == 2)
@@ -259,7 +259,9 @@ struct AMQPClientTests {
         var done = Set<String>()
         var stale = 0
         var closed = false
-        let deadline = ContinuousClock.now + .seconds(8)
+        // Only a failsafe: the loop ends when every message is done. Generous, because the
+        // whole test run shares two cores and a cooperative pool of two threads.
+        let deadline = ContinuousClock.now + .seconds(120)
         for await m in client.messages {
             try await Task.sleep(for: .milliseconds(1))  // a little work per message
             switch await client.ack(m) {
@@ -335,7 +337,7 @@ struct AMQPClientTests {
         // A tag the broker never sent: it closes the channel with 406; the client starts over.
         m.deliveryTag += 1000
         #expect(await client.ack(m) == .sent)
-        let deadline = ContinuousClock.now + .seconds(8)
+        let deadline = ContinuousClock.now + .seconds(30)
         while events.readyCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         let lost = events.all.compactMap { if case .connectionLost(let e) = $0 { e } else { nil } }
         #expect(lost.first?.replyCode == AMQPReplyCode.preconditionFailed)
@@ -354,10 +356,10 @@ struct AMQPClientTests {
         let client = try await startedClient(queue: queue, events: events)
         var it = client.messages.makeAsyncIterator()
         Broker.cleanup(queues: [queue])  // deletes the queue under the consumer
-        let deadline = ContinuousClock.now + .seconds(8)
+        let deadline = ContinuousClock.now + .seconds(30)
         while events.readyCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         #expect(events.all.contains { if case .consumerCancelled = $0 { true } else { false } })
-        try await client.waitUntilReady(timeout: .seconds(5))
+        try await client.waitUntilReady(timeout: .seconds(30))
         try await client.publish(job(queue, "after-restore"))
         let m = try #require(await Broker.next(&it))
         #expect(await client.ack(m) == .sent)
