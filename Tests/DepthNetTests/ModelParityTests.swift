@@ -151,4 +151,26 @@ struct ModelParityTests {
         #expect(throws: DepthNetError.self) { try dav2.predict(Tensor(zeros: [2, 3, 28, 28]), workspace: ws) }
         #expect(try dav2.predict(Tensor(zeros: [1, 3, 70, 70]), workspace: ws).shape == [1, 1, 70, 70])
     }
+
+    @Test("The shipped Weights/ load and give valid maps (front > 0, back ≥ front, 0 ≤ mask ≤ 1)")
+    func shippedWeights() throws {
+        // Tests/DepthNetTests/ModelParityTests.swift → repository root → Weights/
+        let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Weights")
+        let model = try DepthModel.load(directory: weights)
+        #expect(model.outputNames == ["front", "back", "mask"])
+        let (h, w) = (64, 96)
+        var generator = SplitMix64(seed: 5)
+        let pixels = (0..<(h * w * 3)).map { _ in UInt8(generator.next() % 256) }
+        let y = try model.predict(model.makeInput(pixels: pixels, width: w, height: h), workspace: Workspace())
+        #expect(y.shape == [1, 3, h, w])
+        let values = y.toArray(), plane = h * w
+        for i in 0..<plane {
+            let (front, back, mask) = (values[i], values[plane + i], values[2 * plane + i])
+            guard front > 0, front.isFinite, back >= front, back.isFinite, (0...1).contains(mask) else {
+                Issue.record("pixel \(i): front \(front), back \(back), mask \(mask)")
+                return
+            }
+        }
+    }
 }
