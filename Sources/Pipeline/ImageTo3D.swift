@@ -18,6 +18,9 @@ public final class ImageTo3D: Sendable {
     public let trainedFieldOfView: Float
     /// Where the weights came from.
     public let weightsDirectory: URL
+    /// Network workspaces kept between runs, so steady-state inference allocates no
+    /// activation buffers: a run takes one (or makes one) and gives it back.
+    private let workspaces = WorkspacePool()
 
     /// Loads the weights in `directory` (ours: `mrdepth.json` + `mrdepth.safetensors`; or a
     /// Hugging Face Depth-Anything-V2 folder, in which case our own default weights are
@@ -228,7 +231,8 @@ public final class ImageTo3D: Sendable {
         let mean = model.mean, std = model.std
         let input = photo.resized(width: w, height: h)
             .planarFloats(mean: (mean[0], mean[1], mean[2]), std: (std[0], std[1], std[2]))
-        let workspace = Workspace()
+        let workspace = workspaces.take()
+        defer { workspaces.give(workspace) }
         let output: Tensor
         do { output = try model.predict(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace) } catch {
             throw .model(error)
@@ -327,5 +331,19 @@ struct StageTimer {
         let d = last.duration(to: now)
         stages.append(StageTime(stage: name, milliseconds: Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15))
         last = now
+    }
+}
+
+/// Idle network workspaces, shared by the threads that run the engine.
+final class WorkspacePool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [Workspace] = []
+
+    func take() -> Workspace {
+        lock.withLock { idle.popLast() } ?? Workspace()
+    }
+
+    func give(_ workspace: Workspace) {
+        lock.withLock { idle.append(workspace) }
     }
 }
