@@ -32,20 +32,14 @@ class ConvBNReLU(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
-class EncBlock(nn.Module):
-    def __init__(self, cin: int, cout: int):
+class ConvPair(nn.Module):
+    """`conv1` = ConvBNReLU(cin, cout, stride) then `conv2` = ConvBNReLU(cout, cout, 1).
+
+    Encoder stages use stride 2, decoder stages stride 1 (after upsampling and skip concatenation)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
         super().__init__()
-        self.conv1 = ConvBNReLU(cin, cout, 2)
-        self.conv2 = ConvBNReLU(cout, cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.conv1(x))
-
-
-class DecBlock(nn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv1 = ConvBNReLU(cin, cout, 1)
+        self.conv1 = ConvBNReLU(cin, cout, stride)
         self.conv2 = ConvBNReLU(cout, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,14 +69,14 @@ class MRDepthUNet(nn.Module):
         assert len(w) == 5
         self.widths = w
         self.stem = ConvBNReLU(3, w[0], 2)
-        self.enc1 = EncBlock(w[0], w[1])
-        self.enc2 = EncBlock(w[1], w[2])
-        self.enc3 = EncBlock(w[2], w[3])
-        self.enc4 = EncBlock(w[3], w[4])
-        self.dec4 = DecBlock(w[4] + w[3], w[3])
-        self.dec3 = DecBlock(w[3] + w[2], w[2])
-        self.dec2 = DecBlock(w[2] + w[1], w[1])
-        self.dec1 = DecBlock(w[1] + w[0], w[0])
+        self.enc1 = ConvPair(w[0], w[1], 2)
+        self.enc2 = ConvPair(w[1], w[2], 2)
+        self.enc3 = ConvPair(w[2], w[3], 2)
+        self.enc4 = ConvPair(w[3], w[4], 2)
+        self.dec4 = ConvPair(w[4] + w[3], w[3])
+        self.dec3 = ConvPair(w[3] + w[2], w[2])
+        self.dec2 = ConvPair(w[2] + w[1], w[1])
+        self.dec1 = ConvPair(w[1] + w[0], w[0])
         self.head = Head(w[0])
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
