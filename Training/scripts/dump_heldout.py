@@ -4,7 +4,7 @@
       --count 16 --out Training/data/heldout16
 
 Writes to --out:
-  rgb_00.png ... rgb_15.png      the network inputs (256x256 RGB, lossless)
+  rgb_00.png ... rgb_15.png      the network inputs (size x size RGB, lossless; size = json input_size)
   torch_out.f32 / torch_out.npy  PyTorch outputs, float32 little-endian, shape (N,3,H,W): front, back, mask
   gt_front.f32, gt_back.f32      ground truth depth (N,H,W) float32 (metres)
   gt_mask.u8                     ground truth mask (N,H,W) uint8 0/1
@@ -40,12 +40,20 @@ def main():
     ap.add_argument("--data", default="Training/data/eval256")
     ap.add_argument("--count", type=int, default=16)
     ap.add_argument("--out", default="Training/data/heldout16")
+    ap.add_argument("--size", type=int, help="net input side (default: input_size of mrdepth.json); images and ground "
+                    "truth are resized to it here so the other runtime feeds the PNG pixels as they are")
     a = ap.parse_args()
-    model, _ = load_model(a.weights)
+    model, cfg = load_model(a.weights)
     d = load_shards(a.data)
     n = min(a.count, len(d["rgb"]))
+    size = a.size or int(max(cfg["input_size"]))
     os.makedirs(a.out, exist_ok=True)
-    rgb = d["rgb"][:n]
+    rgb, gt = d["rgb"][:n], {k: d[k][:n] for k in ("front", "back", "mask")}
+    if rgb.shape[1:3] != (size, size):
+        rgb = np.stack([np.asarray(Image.fromarray(x).resize((size, size), Image.BILINEAR)) for x in rgb])
+        gt = {k: np.stack([np.asarray(Image.fromarray(v.astype(np.float32) if k != "mask" else v.astype(np.uint8))
+                                      .resize((size, size), Image.NEAREST)) for v in vs]) for k, vs in gt.items()}
+        gt["mask"] = gt["mask"].astype(bool)
     files = []
     for i in range(n):
         fn = f"rgb_{i:02d}.png"
@@ -57,11 +65,11 @@ def main():
     pred = predict(model, dec).astype("<f4")
     pred.tofile(os.path.join(a.out, "torch_out.f32"))
     np.save(os.path.join(a.out, "torch_out.npy"), pred)
-    d["front"][:n].astype("<f4").tofile(os.path.join(a.out, "gt_front.f32"))
-    d["back"][:n].astype("<f4").tofile(os.path.join(a.out, "gt_back.f32"))
-    d["mask"][:n].astype(np.uint8).tofile(os.path.join(a.out, "gt_mask.u8"))
+    gt["front"].astype("<f4").tofile(os.path.join(a.out, "gt_front.f32"))
+    gt["back"].astype("<f4").tofile(os.path.join(a.out, "gt_back.f32"))
+    gt["mask"].astype(np.uint8).tofile(os.path.join(a.out, "gt_mask.u8"))
     with open(os.path.join(a.out, "metrics.json"), "w") as f:
-        json.dump(score(pred, d["front"][:n], d["back"][:n], d["mask"][:n]), f, indent=2)
+        json.dump(score(pred, gt["front"], gt["back"], gt["mask"]), f, indent=2)
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump({"count": n, "height": int(rgb.shape[1]), "width": int(rgb.shape[2]), "images": files,
                    "seeds": [int(s) for s in d["seeds"][:n]], "weights": a.weights,

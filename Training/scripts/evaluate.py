@@ -6,7 +6,7 @@
 
 The held-out set uses seeds EVAL_SEED_BASE + i, never used in training. Images are fed at their rendered
 size (256x256 = the default input size). --real adds scikit-image's Middlebury 2014 "motorcycle" photo
-(left view with ground-truth disparity), resized to 256x384.
+(left view with ground-truth disparity), resized so its long side is the net input size.
 """
 import argparse
 import json
@@ -71,20 +71,24 @@ def baselines(n, h, w):
     return {"constant": c, "ground_plane": gp}
 
 
-def real_photo(model, infer_size=None):
-    """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels."""
+def real_photo(model, long_side=256):
+    """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels.
+
+    The photo is resized like the Swift pipeline does: long side = long_side, short side in proportion,
+    both rounded to multiples of 32."""
     import skimage.data as data
     from PIL import Image
 
     left, _, disp = data.stereo_motorcycle()
     f, baseline_m, doffs = 994.978, 0.193001, 31.086
-    H, W = 256, 384
+    W = long_side
+    H = max(32, int(round(long_side * left.shape[0] / left.shape[1] / 32)) * 32)
     img = np.asarray(Image.fromarray(left).resize((W, H), Image.BILINEAR))
     d = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((W, H), Image.NEAREST))
     valid = np.isfinite(d) & (d > 0)
     gt = np.where(valid, f * baseline_m / np.where(valid, d + doffs, 1.0), np.nan)
     out = {}
-    preds = {"model": predict(model, img[None], infer_size=infer_size)[0]}
+    preds = {"model": predict(model, img[None])[0]}
     preds.update({k: v[0] for k, v in baselines(1, H, W).items()})
     for name, p in preds.items():
         s, t = M.align_disparity(p[0], gt, valid)
@@ -125,8 +129,9 @@ def main():
     print(table(res, keys))
     out = {"heldout": res, "n": int(n), "size": [int(h), int(w)]}
     if a.real:
-        rr, _, _ = real_photo(model, [v // 2 for v in (256, 384)] if a.infer_size and a.infer_size[0] < 256 else None)
-        print("real photo (Middlebury 2014 motorcycle, 256x384):")
+        long_side = max(a.infer_size) if a.infer_size else max(h, w)
+        rr, img, _ = real_photo(model, long_side)
+        print(f"real photo (Middlebury 2014 motorcycle, net input {img.shape[0]}x{img.shape[1]}):")
         print(table(rr, ["front_absrel", "front_d1"]))
         out["real_motorcycle"] = rr
     if a.json:
