@@ -173,8 +173,10 @@ struct PhotoCommand: ParsableCommand {
         } catch {
             throw PipelineError.invalidOptions("cannot read \(path): \((error as NSError).localizedDescription)")
         }
-        let stem = url.deletingPathExtension().lastPathComponent
-        let result = try engine.run(imageBytes: bytes, output: outputBase(stem: stem), options: options)
+        let base = outputBase(stem: url.deletingPathExtension().lastPathComponent)
+        // Side outputs in a folder are named after the model: <model name>_depth.pfm, …
+        let stem = base.lastPathComponent
+        let result = try engine.run(imageBytes: bytes, output: base, options: options)
         var extra: [String] = []
         if let depthOut {
             let target = sidecar(depthOut, stem: stem, suffix: "_depth.pfm")
