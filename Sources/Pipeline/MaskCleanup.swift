@@ -12,7 +12,7 @@ enum MaskCleanup {
         if radius > 0 {
             binary = erode(dilate(binary, w, h, radius), w, h, radius)
         }
-        binary = largestComponent(binary, w, h)
+        binary = mostConfidentComponent(binary, mask, w, h, threshold: threshold)
         binary = fillHoles(binary, w, h)
         var out = mask
         for i in 0..<out.count {
@@ -52,18 +52,22 @@ enum MaskCleanup {
         return out
     }
 
-    /// Labels 4-connected foreground regions and keeps the largest.
-    static func largestComponent(_ m: [Bool], _ w: Int, _ h: Int) -> [Bool] {
+    /// Labels 4-connected foreground regions and keeps the one with the most confident
+    /// foreground: the sum over its pixels of the squared margin above the threshold, scaled
+    /// to 0…1 (a large but doubtful region, a rug say, loses to a smaller certain one).
+    static func mostConfidentComponent(_ m: [Bool], _ probability: [Float], _ w: Int, _ h: Int, threshold: Float) -> [Bool] {
         var label = [Int32](repeating: -1, count: w * h)
-        var sizes: [Int] = []
+        var scores: [Float] = []
         var stack: [Int] = []
         for start in 0..<(w * h) where m[start] && label[start] < 0 {
-            let id = Int32(sizes.count)
-            var size = 0
+            let id = Int32(scores.count)
+            var score: Float = 0
             label[start] = id
             stack.append(start)
             while let p = stack.popLast() {
-                size += 1
+                // Pixels added by the closing count a little, so a component is never worth 0.
+                let margin = max(0, min(1, probability[p]) - threshold) / max(1 - threshold, 1e-6)
+                score += margin * margin + 1e-3
                 let x = p % w, y = p / w
                 for q in [x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1, y < h - 1 ? p + w : -1]
                 where q >= 0 && m[q] && label[q] < 0 {
@@ -71,9 +75,9 @@ enum MaskCleanup {
                     stack.append(q)
                 }
             }
-            sizes.append(size)
+            scores.append(score)
         }
-        guard let best = sizes.indices.max(by: { sizes[$0] < sizes[$1] }) else { return m }
+        guard let best = scores.indices.max(by: { scores[$0] < scores[$1] }) else { return m }
         return label.map { $0 == Int32(best) }
     }
 

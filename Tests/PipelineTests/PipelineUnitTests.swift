@@ -117,4 +117,15 @@ struct MaskCleanupTests {
         #expect(out[4 * w + 10] == 0.6)
         #expect(out[0] == 0 && out[19 * w + 29] == 0)
     }
+
+    @Test("a smaller certain object wins over a larger doubtful region")
+    func confidentComponent() {
+        let w = 40, h = 20
+        var mask = [Float](repeating: 0, count: w * h)
+        for y in 2..<8 { for x in 2..<10 { mask[y * w + x] = 0.98 } }      // 48 px, certain
+        for y in 5..<19 { for x in 18..<38 { mask[y * w + x] = 0.6 } }     // 280 px, doubtful
+        let out = MaskCleanup.clean(mask, width: w, height: h)
+        #expect(out[4 * w + 5] == 0.98)
+        #expect(out[10 * w + 25] == 0)
+    }
 }
