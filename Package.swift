@@ -58,13 +58,13 @@ let package = Package(
         .target(name: "AMQP", dependencies: ["CAMQP", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AMQPTests", dependencies: ["AMQP"]),
         .target(name: "Worker", dependencies: [
-            "AMQP", "Fetch", "Imaging", "Pipeline", .product(name: "Logging", package: "swift-log"),
+            "AMQP", "Fetch", "Imaging", "MeshIO", "Pipeline", .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mesh-worker", dependencies: [
             "Worker", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "Pipeline", "WorkerTestSupport", "mesh-worker"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "MeshIO", "Pipeline", "WorkerTestSupport", "mesh-worker"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,11 +7,31 @@ import Glibc
 /// bytes go to a temporary file in the same directory, are flushed, then renamed over
 /// the destination.
 public enum AtomicFile {
+    /// The prefix of every temporary file: `.tmp-{host}-{pid}-{random}-{name}`. A process that
+    /// finds such files left by a dead writer (same host, pid gone) or old ones may delete
+    /// them: the worker does on start-up, so a crash never leaves partial models behind.
+    public static let temporaryPrefix = ".tmp-"
+
+    /// This host's name without dashes, so the pid field can be found again.
+    public static let hostTag: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let cleaned = name.filter { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" }
+        return cleaned.isEmpty ? "host" : cleaned
+    }()
+
+    /// A fresh temporary name beside `url`.
+    public static func temporaryURL(for url: URL) -> URL {
+        let random = String(UInt32.random(in: .min ... .max), radix: 16)
+        return url.deletingLastPathComponent()
+            .appendingPathComponent("\(temporaryPrefix)\(hostTag)-\(getpid())-\(random)-\(url.lastPathComponent)")
+    }
+
     /// Writes `bytes` to `url` atomically.
     public static func write(_ bytes: [UInt8], to url: URL) throws(MeshIOError) {
         let path = url.path
-        let directory = url.deletingLastPathComponent().path
-        let temp = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let temp = temporaryURL(for: url).path
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
         var written = 0

@@ -1,4 +1,5 @@
 import Foundation
+import MeshIO
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -210,24 +211,13 @@ public struct OutputStore: Sendable {
         }
     }
 
-    /// The prefix every temporary file of this process starts with.
-    public static let temporaryPrefix = ".tmp-"
+    /// The temporary-name convention is MeshIO's, shared with the engine's file writers, so
+    /// `removeStaleTemporaries` also finds a crashed engine's half-written models.
+    public static var temporaryPrefix: String { AtomicFile.temporaryPrefix }
+    public static var hostTag: String { AtomicFile.hostTag }
 
     /// A fresh temporary name beside `url`: `.tmp-{host}-{pid}-{random}-{name}`.
-    public static func temporaryURL(for url: URL) -> URL {
-        let random = String(UInt32.random(in: .min ... .max), radix: 16)
-        return url.deletingLastPathComponent()
-            .appendingPathComponent("\(temporaryPrefix)\(hostTag)-\(getpid())-\(random)-\(url.lastPathComponent)")
-    }
-
-    /// This host's name with dashes removed, so the pid field can be found again.
-    public static let hostTag: String = {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count)
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let cleaned = name.filter { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" }
-        return cleaned.isEmpty ? "host" : cleaned
-    }()
+    public static func temporaryURL(for url: URL) -> URL { AtomicFile.temporaryURL(for: url) }
 
     /// Deletes temporary files under the root, models and claims folders that belong to processes of
     /// this host that no longer run, or are older than `maxAge` seconds (from any host).

@@ -2,6 +2,7 @@ import AMQP
 import ArgumentParser
 import Fetch
 import Foundation
+import MeshIO
 import Testing
 import Worker
 import WorkerTestSupport
@@ -107,6 +108,10 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         // Old enough, any owner goes.
         let later = store.removeStaleTemporaries(maxAge: 3600, now: Date().addingTimeInterval(7200))
         #expect(Set(later) == Set([live.path, foreign.path]))
+        // The engine's writers (MeshIO) name their temporaries the same way, so a crashed
+        // engine's half-written model is found by the same clean-up.
+        #expect(AtomicFile.temporaryURL(for: target).lastPathComponent
+            .hasPrefix(".tmp-\(OutputStore.hostTag)-\(getpid())-"))
     }
 }
 
