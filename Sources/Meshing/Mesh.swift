@@ -144,16 +144,27 @@ public struct Mesh: Sendable, Equatable {
     }
 }
 
-@inline(__always) func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
+// Small vector helpers (Linux has no simd module); public for the engine's other geometry
+// code (the preview rasterizer).
+
+/// The cross product a × b.
+@inlinable public func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
     SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
 }
 
-@inline(__always) func dot(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Float {
+/// The dot product a · b.
+@inlinable public func dot(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> Float {
     (a * b).sum()
 }
 
-@inline(__always) func length(_ a: SIMD3<Float>) -> Float {
+/// The Euclidean length of a.
+@inlinable public func length(_ a: SIMD3<Float>) -> Float {
     (a * a).sum().squareRoot()
+}
+
+/// a scaled to unit length (a itself when it has no length).
+@inlinable public func normalize(_ a: SIMD3<Float>) -> SIMD3<Float> {
+    a / max(length(a), 1e-20)
 }
 
 @inline(__always) func simd_clamp(_ v: SIMD3<Float>, _ lo: Float, _ hi: Float) -> SIMD3<Float> {

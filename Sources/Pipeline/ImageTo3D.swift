@@ -165,14 +165,16 @@ public final class ImageTo3D: Sendable {
     }
 
     static func validate(_ options: PipelineOptions) throws(PipelineError) {
-        if let r = options.resolution, r < 32 || r > 2048 {
-            throw .invalidOptions("network resolution must be between 32 and 2048, not \(r)")
+        let resolutions = PipelineOptions.resolutionRange, volumes = PipelineOptions.volumeResolutionRange
+        let fovBounds = PipelineOptions.fieldOfViewBounds
+        if let r = options.resolution, !resolutions.contains(r) {
+            throw .invalidOptions("network resolution must be between \(resolutions.lowerBound) and \(resolutions.upperBound), not \(r)")
         }
-        if options.volumeResolution < 8 || options.volumeResolution > 1024 {
-            throw .invalidOptions("volume resolution must be between 8 and 1024, not \(options.volumeResolution)")
+        if !volumes.contains(options.volumeResolution) {
+            throw .invalidOptions("volume resolution must be between \(volumes.lowerBound) and \(volumes.upperBound), not \(options.volumeResolution)")
         }
-        if let fov = options.fovDegrees, !(fov > 1 && fov < 179) {
-            throw .invalidOptions("field of view must be between 1 and 179 degrees, not \(fov)")
+        if let fov = options.fovDegrees, !PipelineOptions.isValidFieldOfView(fov) {
+            throw .invalidOptions("field of view must be between \(fovBounds.lower) and \(fovBounds.upper) degrees, not \(fov)")
         }
         if options.threads < 1 { throw .invalidOptions("threads must be at least 1") }
     }

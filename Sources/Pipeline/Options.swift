@@ -42,6 +42,18 @@ public struct PipelineOptions: Sendable, Equatable {
     public var limits: DecodeLimits = .default
 
     public init() {}
+
+    /// Accepted network input sizes (longer side).
+    public static let resolutionRange = 32...2048
+    /// Accepted marching-cubes grid sizes.
+    public static let volumeResolutionRange = 8...1024
+    /// Accepted fields of view, exclusive of both ends, in degrees.
+    public static let fieldOfViewBounds: (lower: Float, upper: Float) = (1, 179)
+
+    /// Whether `degrees` is a usable field of view.
+    public static func isValidFieldOfView(_ degrees: Float) -> Bool {
+        degrees > fieldOfViewBounds.lower && degrees < fieldOfViewBounds.upper
+    }
 }
 
 /// The rule `--mode auto` follows: object mode when the foreground (mask ≥ 0.5) covers

@@ -82,11 +82,17 @@ struct PhotoCommand: ParsableCommand {
     func validate() throws {
         guard !photos.isEmpty else { throw ValidationError("give at least one photo") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        if let resolution, resolution < 32 || resolution > 2048 {
-            throw ValidationError("--resolution must be between 32 and 2048")
+        let resolutions = PipelineOptions.resolutionRange, volumes = PipelineOptions.volumeResolutionRange
+        if let resolution, !resolutions.contains(resolution) {
+            throw ValidationError("--resolution must be between \(resolutions.lowerBound) and \(resolutions.upperBound)")
         }
-        guard (8...1024).contains(volumeResolution) else { throw ValidationError("--volume must be between 8 and 1024") }
-        if let fovDegrees, !(fovDegrees > 1 && fovDegrees < 179) { throw ValidationError("--fov must be between 1 and 179") }
+        guard volumes.contains(volumeResolution) else {
+            throw ValidationError("--volume must be between \(volumes.lowerBound) and \(volumes.upperBound)")
+        }
+        if let fovDegrees, !PipelineOptions.isValidFieldOfView(fovDegrees) {
+            let bounds = PipelineOptions.fieldOfViewBounds
+            throw ValidationError("--fov must be between \(Int(bounds.lower)) and \(Int(bounds.upper))")
+        }
         guard maxMegapixels > 0 else { throw ValidationError("--max-megapixels must be positive") }
         if photos.count > 1 {
             for (name, path) in [("--depth-out", depthOut), ("--mask-out", maskOut), ("--preview", preview), ("--output", output)] {
