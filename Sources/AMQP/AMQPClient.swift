@@ -51,6 +51,9 @@ public final class AMQPClient: Sendable, CustomStringConvertible {
         var stopRequested = false
         var consumingWanted = true
         var connectionID: UInt64?
+        /// Why the last connection attempt failed; nil once ready. Kept apart from `state`, which
+        /// is `.connecting` again while the next attempt runs.
+        var lastConnectError: AMQPError?
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -139,7 +142,8 @@ public final class AMQPClient: Sendable, CustomStringConvertible {
             default: break
             }
             if clock.now >= deadline {
-                if case .reconnecting(_, _, let error) = state { throw error }
+                // The last attempt's error, even when the deadline falls during the next attempt.
+                if let error = shared.withLock({ $0.lastConnectError }) { throw error }
                 throw .timeout("waiting for the client to become ready")
             }
             try? await Task.sleep(for: .milliseconds(10))
@@ -297,6 +301,11 @@ final class IOLoop {
         client.shared.withLock {
             if $0.state != .stopped { $0.state = state }
             $0.connectionID = connectionID
+            switch state {
+            case .reconnecting(_, _, let error): $0.lastConnectError = error
+            case .ready: $0.lastConnectError = nil
+            default: break
+            }
         }
     }
 
