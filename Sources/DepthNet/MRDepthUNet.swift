@@ -135,11 +135,13 @@ public struct MRDepthUNet: Sendable {
         let plane = x.height * x.width
         for b in 0..<o.shape[0] {
             let p = o.base + b * 3 * plane
-            for i in 0..<plane {
-                let front = expf(p[i])
-                p[i] = front
-                p[plane + i] = front * (1 + softplus(p[plane + i]))
-                p[2 * plane + i] = sigmoid(p[2 * plane + i])
+            Parallel.forEachChunk(plane, limit: Parallel.maximumChunks, minimumWork: 16) { _, pixels in
+                for i in pixels {
+                    let front = expf(p[i])
+                    p[i] = front
+                    p[plane + i] = front * (1 + softplus(p[plane + i]))
+                    p[2 * plane + i] = sigmoid(p[2 * plane + i])
+                }
             }
         }
         return o

@@ -1,50 +1,68 @@
 import CBLAS
 import Dispatch
+import _DepthNetKernels
 
-/// Splits loops outside BLAS (im2col, bias and activation passes, resizing, normalisation)
-/// over as many threads as OpenBLAS is set to use, so one inference with ``BLASThreads`` at N
-/// uses N cores throughout and a pool of single-threaded inferences stays single-threaded.
+/// Splits loops outside BLAS (convolution panels, im2col, bias and activation passes, resizing,
+/// normalisation) over as many threads as OpenBLAS is set to use, so one inference with
+/// ``BLASThreads`` at N uses N cores throughout and a pool of single-threaded inferences stays
+/// single-threaded.
+///
+/// The loops run on the `_DepthNetKernels` thread pool (`mr_pool.h`): its workers spin briefly
+/// between jobs and pieces are claimed dynamically, because one inference is some forty short
+/// parallel regions and a thread wake-up per region cost as much as the second core gave. When
+/// the pool is busy with another inference's loop, the loop falls back to
+/// `DispatchQueue.concurrentPerform`.
 enum Parallel {
-    /// Runs `body(i)` for every `i` in `0..<count`, in chunks spread over the BLAS thread count.
+    /// Loops with less total work than this (in the caller's work units) run on the caller alone.
+    static let minimumTotalWork = 32_768
+    /// Pieces per thread: enough that a thread that starts late or meets costlier pieces (the
+    /// border panels of a convolution) does not hold up the others.
+    static let piecesPerThread = 4
+
+    /// Runs `body(i)` for every `i` in `0..<count`, in pieces spread over the BLAS thread count.
     /// Each index must touch memory no other index touches.
     static func forEach(_ count: Int, minimumWork: Int = 1, _ body: (Int) -> Void) {
-        let threads = Int(openblas_get_num_threads())
-        guard threads > 1, count > 1, count * minimumWork >= 32_768 else {
-            for i in 0..<count { body(i) }
-            return
-        }
-        let chunks = min(count, threads)
-        withoutActuallyEscaping(body) { body in
-            // Indices touch disjoint memory (the caller's contract), so sharing `body` is safe.
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let lo = count * chunk / chunks, hi = count * (chunk + 1) / chunks
-                for i in lo..<hi { shared.value(i) }
-            }
+        forEachChunk(count, limit: maximumChunks, minimumWork: minimumWork) { _, range in
+            for i in range { body(i) }
         }
     }
-}
 
-extension Parallel {
-    /// How many chunks ``forEachChunk(_:minimumWork:_:)`` may use: the BLAS thread count.
+    /// How many distinct slots ``forEachChunk(_:minimumWork:_:)`` may pass: the BLAS thread count.
     static var maximumChunks: Int { max(1, Int(openblas_get_num_threads())) }
 
-    /// Splits `0..<count` into at most `limit` contiguous ranges and runs `body(chunk, range)` for
-    /// each, concurrently when worthwhile; `chunk` is below `limit` (callers size per-chunk scratch by it).
+    /// Splits `0..<count` into contiguous ranges and runs `body(slot, range)` for each,
+    /// concurrently on up to `limit` threads when worthwhile. `slot` (below `limit`) names the
+    /// thread running the range: two ranges running at once never share a slot, so callers size
+    /// per-thread scratch by `limit` and index it by `slot`.
     static func forEachChunk(_ count: Int, limit: Int, minimumWork: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         let threads = max(1, limit)
-        let chunks = threads > 1 && count > 1 && count * minimumWork >= 32_768 ? min(count, threads) : 1
-        if chunks == 1 {
-            body(0, 0..<count)
+        guard threads > 1, count > 1, count * minimumWork >= minimumTotalWork else {
+            if count > 0 { body(0, 0..<count) }
             return
         }
+        let pieces = min(count, threads * piecesPerThread)
+        func range(_ piece: Int) -> Range<Int> { (count * piece / pieces)..<(count * (piece + 1) / pieces) }
         withoutActuallyEscaping(body) { body in
+            var job = PoolJob { piece, slot in body(slot, range(piece)) }
+            let ran = withUnsafeMutablePointer(to: &job) { pointer in
+                mr_pool_run(Int32(threads), pieces, { context, piece, slot in
+                    context!.assumingMemoryBound(to: PoolJob.self).pointee.run(piece, Int(slot))
+                }, pointer)
+            }
+            guard ran == 0 else { return }
+            // Another loop holds the pool: split over dispatch's workers instead, one range per slot.
             let shared = UncheckedSendable(body)
+            let chunks = min(count, threads)
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 shared.value(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
             }
         }
     }
+}
+
+/// The closure a pool job runs, behind the context pointer `mr_pool_run` passes back.
+private struct PoolJob {
+    let run: (Int, Int) -> Void
 }
 
 /// Carries a value into a `@Sendable` closure whose uses the caller has checked.

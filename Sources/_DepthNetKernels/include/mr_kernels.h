@@ -7,6 +7,8 @@
 #ifndef MR_KERNELS_H
 #define MR_KERNELS_H
 
+#include "mr_pool.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
