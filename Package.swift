@@ -43,12 +43,12 @@ let package = Package(
         .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging"]),
         .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
         .executableTarget(name: "mesh", dependencies: [
-            "Meshing", "MeshIO", "Pipeline", "Imaging", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Meshing", "MeshIO", "Pipeline", "Imaging", "DepthNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // MARK: Pipeline and the mesh command (issue 6)
         .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Imaging", "Meshing", "MeshIO", "mesh"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "mesh"]),
 
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),

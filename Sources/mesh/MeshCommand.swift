@@ -6,7 +6,7 @@ struct MeshCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesh",
         abstract: "Turn photos into 3D models (and mesh raw volumes).",
-        subcommands: [PhotoCommand.self, VolumeCommand.self],
+        subcommands: [PhotoCommand.self, VolumeCommand.self, NetworkCommand.self],
         defaultSubcommand: PhotoCommand.self
     )
 }

@@ -1,4 +1,6 @@
+import DepthNet
 import Foundation
+import Imaging
 import MeshIO
 import Meshing
 import Testing
@@ -153,6 +155,40 @@ struct MeshCommandTests {
         #expect(reports.map(\.errorCode) == ["truncated", nil, "not_an_image"])
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/png_rgb8.obj").path))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/broken.obj").path))
+    }
+
+    @Test("mesh network writes the raw outputs the engine's model gives for the same pixels")
+    func networkOutputs() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photos = ["cube.jpg", "dresser.jpg"].map { MeshTool.samples.appendingPathComponent($0) }
+        let result = try MeshTool.run(["network"] + photos.map(\.path) + ["-o", "out.f32", "--size", "64", "--threads", "2"], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("1×3×64×64"))
+        let data = try Data(contentsOf: dir.appendingPathComponent("out.f32"))
+        let plane = 64 * 64
+        try #require(data.count == 2 * 3 * plane * 4)
+        let written = data.withUnsafeBytes { raw in
+            (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+        // The same inference in this process, single-threaded.
+        let engine = try ImageTo3D(weights: MeshTool.root.appendingPathComponent("Weights"))
+        let model = engine.depthModel
+        for (index, photo) in photos.enumerated() {
+            let image = try ImageDecoder.decode(contentsOf: photo).image.resized(width: 64, height: 64)
+            let workspace = Workspace()
+            let expected = try model.predict(
+                model.makeInput(pixels: image.pixels, width: 64, height: 64, channels: image.channels, workspace: workspace),
+                workspace: workspace).toArray()
+            let got = Array(written[(index * 3 * plane)..<((index + 1) * 3 * plane)])
+            let worst = zip(got, expected).map { abs($0 - $1) / max(abs($1), 1) }.max()!
+            #expect(worst < 1e-5, "image \(index): worst relative difference \(worst)")
+            #expect(got[0..<plane].allSatisfy { $0 > 0 } && got[(2 * plane)...].allSatisfy { $0 >= 0 && $0 <= 1 })
+            #expect(zip(got[0..<plane], got[plane..<(2 * plane)]).allSatisfy { $0 <= $1 })
+        }
+        let bad = try MeshTool.run(["network", MeshTool.root.appendingPathComponent("README.md").path, "-o", "x.f32"], in: dir)
+        #expect(bad.status == 65 && bad.stderr.contains("README.md"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.f32").path))
     }
 
     @Test("usage errors exit 64", arguments: [["--threads", "0", "x.jpg"], ["--mode", "sideways", "x.jpg"], []])

@@ -85,7 +85,7 @@ def grad_loss(d, scales=4):
     return loss / scales
 
 
-def losses(o, f, b, m):
+def losses(o, f, b, m, mask_weight=0.5):
     logf = torch.log(f)
     d = o[:, 0] - logf
     dm = d.mean((1, 2))
@@ -101,7 +101,7 @@ def losses(o, f, b, m):
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2)) + mf.sum((1, 2)) + 1)
     has = (mf.sum((1, 2)) > 0).float()
     l_mask = l_bce + dice * has
-    total = l_front + 0.5 * l_grad + l_back + 0.5 * l_mask
+    total = l_front + 0.5 * l_grad + l_back + mask_weight * l_mask
     return total.mean(), dict(front=l_front.mean().item(), grad=l_grad.mean().item(), back=l_back.mean().item(),
                               mask=l_mask.mean().item())
 
@@ -146,6 +146,8 @@ def main():
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--widths", default="16,32,64,128,256")
+    ap.add_argument("--init", help="start from this checkpoint's weights (fresh optimiser and schedule): a second stage")
+    ap.add_argument("--mask-weight", type=float, default=0.5, help="weight of the mask loss in the total")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.run, exist_ok=True)
@@ -189,6 +191,12 @@ def main():
         g.set_state(st["gen"])
         elapsed0 = st.get("elapsed", 0.0)
         print(f"resumed at step {step}", flush=True)
+    elif a.init:
+        st = torch.load(a.init, weights_only=False)
+        if list(st["widths"]) != widths:
+            sys.exit(f"--init {a.init} has widths {st['widths']}, this run {widths}")
+        model.load_state_dict(st["model"])
+        print(f"initialised from {a.init} (its step {st['step']})", flush=True)
     logf = open(os.path.join(a.run, "log.csv"), "a")
     if step == 0:
         logf.write("step,time,lr,loss,front,grad,back,mask,val_loss,val_d1,val_iou\n")
@@ -204,7 +212,7 @@ def main():
         x, fr, bk, mk = augment(rgb_all[idx], front_all[idx], back_all[idx], mask_all[idx], g)
         f, b = targets(fr, bk, mk)
         o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
-        loss, parts = losses(o, f, b, mk)
+        loss, parts = losses(o, f, b, mk, a.mask_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
