@@ -1,3 +1,4 @@
+import _DepthNetKernels
 import Foundation
 
 @inline(__always) func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erff(x * 0.70710678118654752)) }
@@ -140,18 +141,13 @@ public enum Ops {
                     let ty = ys[oy]
                     let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
                     let a = 1 - ty.t, b = ty.t
-                    for i in 0..<w { row[i] = r0[i] * a + r1[i] * b }
                     let line = dst + oy * ow
                     if exactDouble {
-                        // ×2 with align_corners=False: taps at i − ¼ and i + ¼.
-                        line[0] = row[0]
-                        for i in 0..<(w - 1) {
-                            line[2 * i + 1] = row[i] * 0.75 + row[i + 1] * 0.25
-                            line[2 * i + 2] = row[i] * 0.25 + row[i + 1] * 0.75
-                        }
-                        line[ow - 1] = row[w - 1]
+                        // ×2 with align_corners=False: taps at i − ¼ and i + ¼, blended in one pass.
+                        mr_upsample2x_row(r0, r1, a, b, Int32(w), line)
                         continue
                     }
+                    for i in 0..<w { row[i] = r0[i] * a + r1[i] * b }
                     for ox in 0..<ow {
                         let tx = xs[ox]
                         line[ox] = row[tx.i0] * (1 - tx.t) + row[tx.i1] * tx.t
@@ -171,7 +167,11 @@ public enum Ops {
         let y = workspace.make([1, x.channels + skip.channels, oh, ow])
         resizeBilinear(x, into: y.base, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
                        xs: linearTaps(input: x.width, output: ow, alignCorners: false))
-        (y.base + x.channels * oh * ow).update(from: skip.base, count: skip.count)
+        let skipTarget = y.base + x.channels * oh * ow, plane = oh * ow
+        Parallel.forEachChunk(skip.channels, limit: Parallel.maximumChunks, minimumWork: plane / 8) { _, channels in
+            (skipTarget + channels.lowerBound * plane).update(from: skip.base + channels.lowerBound * plane,
+                                                              count: channels.count * plane)
+        }
         return y
     }
 

@@ -17,7 +17,7 @@ enum Parallel {
     static let minimumTotalWork = 32_768
     /// Pieces per thread: enough that a thread that starts late or meets costlier pieces (the
     /// border panels of a convolution) does not hold up the others.
-    static let piecesPerThread = 4
+    static let piecesPerThread = 8
 
     /// Runs `body(i)` for every `i` in `0..<count`, in pieces spread over the BLAS thread count.
     /// Each index must touch memory no other index touches.

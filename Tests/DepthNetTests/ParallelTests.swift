@@ -10,7 +10,7 @@ import _DepthNetKernels
 @Suite("Parallel loops on the spinning pool")
 struct ParallelTests {
     /// Runs one loop and checks its coverage and slot use; returns the slots seen.
-    static func check(count: Int, limit: Int, minimumWork: Int) -> Set<Int> {
+    static func check(count: Int, limit: Int, minimumWork: Int, microsecondsPerRange: UInt64 = 0) -> Set<Int> {
         let hits = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: count)
         hits.initialize(repeating: 0)
         defer { hits.deallocate() }
@@ -24,6 +24,10 @@ struct ParallelTests {
             if busy[slot].add(1, ordering: .acquiringAndReleasing).newValue != 1 { problems.add(1, ordering: .relaxed) }
             seen.withLock { _ = $0.insert(slot) }
             for i in range { hits[i] &+= 1 }
+            if microsecondsPerRange > 0 {   // real work takes time: let a sleeping worker wake up and join
+                let end = DispatchTime.now().uptimeNanoseconds + microsecondsPerRange * 1000
+                while DispatchTime.now().uptimeNanoseconds < end {}
+            }
             busy[slot].subtract(1, ordering: .acquiringAndReleasing)
         }
         #expect(problems.load(ordering: .relaxed) == 0, "a slot out of range or shared by two running ranges")
@@ -46,8 +50,8 @@ struct ParallelTests {
     @Test("the pool's workers take part in a long loop")
     func workersJoin() {
         var slots = Set<Int>()
-        for _ in 0..<200 where slots.count < 2 {
-            slots.formUnion(Self.check(count: 64, limit: 2, minimumWork: 1 << 20))
+        for _ in 0..<50 where slots.count < 2 {
+            slots.formUnion(Self.check(count: 64, limit: 2, minimumWork: 1 << 20, microsecondsPerRange: 200))
         }
         #expect(slots == [0, 1])
         #expect(mr_pool_workers() >= 1)

@@ -76,6 +76,12 @@ void mr_conv_panels_prepared(const mr_conv_prepared *input, long p0, long p1, in
 int mr_conv_panels_unpadded(const mr_conv_shape *shape, const float *src, long p0, long p1, int *offset, int m,
                             const float *packed, float *dst, const float *bias, int relu);
 
+/// One output row of an exact ×2 bilinear upsampling with align_corners = false: the source row
+/// is a·r0 + b·r1 (the vertical blend, w floats each), and out (2w floats) gets out[0] = row[0],
+/// out[2i+1] = ¾·row[i] + ¼·row[i+1], out[2i+2] = ¼·row[i] + ¾·row[i+1], out[2w−1] = row[w−1].
+/// Vectorised with AVX-512 where available. Requires w ≥ 2.
+void mr_upsample2x_row(const float *r0, const float *r1, float a, float b, int w, float *out);
+
 #ifdef __cplusplus
 }
 #endif
