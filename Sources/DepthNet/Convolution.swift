@@ -322,26 +322,8 @@ public struct Conv2D: Sendable {
         let out = workspace.make([stride, cin, hp, wq])
         Parallel.forEach(stride * cin, minimumWork: hp * wq) { pc in
             let phase = pc / cin, c = pc % cin
-            let plane = out.base + pc * hp * wq, input = src + c * h * w
-            for y in 0..<hp {
-                let line = plane + y * wq
-                let iy = y - padding
-                guard iy >= 0 && iy < h else {
-                    line.update(repeating: 0, count: wq)
-                    continue
-                }
-                let row = input + iy * w
-                if stride == 1 {
-                    line.update(repeating: 0, count: padding)
-                    (line + padding).update(from: row, count: w)
-                    (line + padding + w).update(repeating: 0, count: wq - padding - w)
-                } else {
-                    for i in 0..<wq {
-                        let ix = stride * i + phase - padding
-                        line[i] = ix >= 0 && ix < w ? row[ix] : 0
-                    }
-                }
-            }
+            mr_prepare_plane(src + c * h * w, Int32(h), Int32(w), Int32(padding), Int32(stride), Int32(phase),
+                             Int32(hp), Int32(wq), out.base + pc * hp * wq)
         }
         return out
     }

@@ -1,4 +1,5 @@
 import Foundation
+import _DepthNetKernels
 
 /// The config file of the project's own network (`mrdepth.json`).
 public struct MRDepthConfig: Sendable, Equatable, Codable {
@@ -135,13 +136,10 @@ public struct MRDepthUNet: Sendable {
         let plane = x.height * x.width
         for b in 0..<o.shape[0] {
             let p = o.base + b * 3 * plane
-            Parallel.forEachChunk(plane, limit: Parallel.maximumChunks, minimumWork: 16) { _, pixels in
-                for i in pixels {
-                    let front = expf(p[i])
-                    p[i] = front
-                    p[plane + i] = front * (1 + softplus(p[plane + i]))
-                    p[2 * plane + i] = sigmoid(p[2 * plane + i])
-                }
+            // front = exp(o0), back = front·(1 + softplus(o1)), mask = sigmoid(o2), vectorised in C.
+            Parallel.forEachChunk(plane, limit: Parallel.maximumChunks, minimumWork: 4) { _, pixels in
+                let i = pixels.lowerBound
+                mr_mrdepth_post(p + i, p + plane + i, p + 2 * plane + i, pixels.count)
             }
         }
         return o

@@ -459,3 +459,91 @@ void mr_upsample2x_row(const float *r0, const float *r1, float a, float b, int w
     out[0] = a * r0[0] + b * r1[0];
     out[2 * w - 1] = a * r0[w - 1] + b * r1[w - 1];
 }
+
+// ---- Prepared (padded, stride-phase split) convolution input, one plane ----
+
+void mr_prepare_plane(const float *input, int h, int w, int pad, int stride, int phase, int hp, int wq, float *out) {
+    // Output column i reads input column stride·i + phase − pad; those outside [0, w) are zero.
+    int s0 = phase - pad;
+    int lo = s0 >= 0 ? 0 : (-s0 + stride - 1) / stride;          // first i with stride·i + s0 ≥ 0
+    int hi = w - s0 <= 0 ? 0 : (w - s0 + stride - 1) / stride;    // first i with stride·i + s0 ≥ w
+    if (hi > wq) hi = wq;
+    if (lo > hi) lo = hi;
+    for (int y = 0; y < hp; y++) {
+        float *line = out + (long)y * wq;
+        int iy = y - pad;
+        if (iy < 0 || iy >= h) {
+            memset(line, 0, sizeof(float) * (size_t)wq);
+            continue;
+        }
+        const float *row = input + (long)iy * w + s0;
+        for (int i = 0; i < lo; i++) line[i] = 0.0f;
+        if (stride == 1) {
+            memcpy(line + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
+        } else if (stride == 2) {
+            for (int i = lo; i < hi; i++) line[i] = row[2 * i];
+        } else {
+            for (int i = lo; i < hi; i++) line[i] = row[(long)stride * i];
+        }
+        for (int i = hi; i < wq; i++) line[i] = 0.0f;
+    }
+}
+
+// ---- mrdepth-unet post-processing: front = e^o0, back = front·(1 + softplus(o1)), mask = σ(o2) ----
+
+/// log(u) for u ≥ 1 (here u = 1 + e^−|x| ∈ (1, 2]): exponent and mantissa split, Cephes' logf polynomial.
+__attribute__((target("avx512f")))
+static inline __m512 log_avx512(__m512 u) {
+    __m512 e = _mm512_getexp_ps(u);                               // floor(log2 u)
+    __m512 m = _mm512_getmant_ps(u, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);   // u / 2^e in [1, 2)
+    __mmask16 big = _mm512_cmp_ps_mask(m, _mm512_set1_ps(1.41421356f), _CMP_GT_OQ);
+    m = _mm512_mask_mul_ps(m, big, m, _mm512_set1_ps(0.5f));     // m in [√½, √2)
+    e = _mm512_mask_add_ps(e, big, e, _mm512_set1_ps(1.0f));
+    __m512 x = _mm512_sub_ps(m, _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_set1_ps(7.0376836292E-2f);
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(-1.1514610310E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.1676998740E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(-1.2420140846E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(1.4249322787E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(-1.6668057665E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(2.0000714765E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(-2.4999993993E-1f));
+    p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(3.3333331174E-1f));
+    __m512 x2 = _mm512_mul_ps(x, x);
+    p = _mm512_mul_ps(_mm512_mul_ps(p, x), x2);
+    p = _mm512_fnmadd_ps(x2, _mm512_set1_ps(0.5f), p);           // − x²/2
+    p = _mm512_add_ps(p, x);
+    return _mm512_fmadd_ps(e, _mm512_set1_ps(0.693147180559945f), p);
+}
+
+__attribute__((target("avx512f")))
+static long mrdepth_post_avx512(float *front, float *back, float *mask, long n) {
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 f = exp_avx512(_mm512_loadu_ps(front + i));
+        // softplus(x) = max(x, 0) + log1p(e^−|x|); log1p(t) = log(u)·t/(u − 1) with u = 1 + t (exact at rounding)
+        __m512 x = _mm512_loadu_ps(back + i);
+        __m512 t = exp_avx512(_mm512_sub_ps(zero, _mm512_abs_ps(x)));
+        __m512 u = _mm512_add_ps(one, t);
+        __m512 d = _mm512_sub_ps(u, one);
+        __mmask16 tiny = _mm512_cmp_ps_mask(d, zero, _CMP_EQ_OQ);
+        __m512 l = _mm512_mask_blend_ps(tiny, _mm512_mul_ps(log_avx512(u), _mm512_div_ps(t, d)), t);
+        __m512 sp = _mm512_add_ps(_mm512_max_ps(x, zero), l);
+        _mm512_storeu_ps(front + i, f);
+        _mm512_storeu_ps(back + i, _mm512_mul_ps(f, _mm512_add_ps(one, sp)));
+        __m512 z = _mm512_loadu_ps(mask + i);
+        _mm512_storeu_ps(mask + i, _mm512_div_ps(one, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(zero, z)))));
+    }
+    return i;
+}
+
+void mr_mrdepth_post(float *front, float *back, float *mask, long n) {
+    long i = mr_kernel_level_cached() == 2 ? mrdepth_post_avx512(front, back, mask, n) : 0;
+    for (; i < n; i++) {
+        float f = expf(front[i]), x = back[i];
+        front[i] = f;
+        back[i] = f * (1.0f + (x > 20.0f ? x : log1pf(expf(x))));
+        mask[i] = 1.0f / (1.0f + expf(-mask[i]));
+    }
+}

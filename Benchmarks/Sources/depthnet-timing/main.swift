@@ -2,7 +2,7 @@
 //
 //   depthnet-timing <model folder> <size> <threads> <iterations> [output.f32]
 //
-// Loads the folder with DepthModel.load(directory:), runs one warm-up and <iterations> timed
+// Loads the folder with DepthModel.load(directory:), warms up for 0.5 s, runs <iterations> timed
 // inferences of a deterministic size×size input with OpenBLAS set to <threads>, writes the output
 // as raw float32 if asked, and prints one JSON line: median_ms, min_ms, cpu_median_ms, cpu_min_ms
 // (process CPU time), gflops, peak_mb.
@@ -23,6 +23,11 @@ do {
     let input = Tensor(shape: [1, 3, size, size], values: (0..<count).map { Float(($0 * 7919) % 255) / 128 - 1 })
     let workspace = Workspace()
     let output = try model.predict(input, workspace: workspace)
+    // Warm up for half a second: the first inferences of a fresh process fault in the workspace's
+    // buffers, and OpenBLAS's start-up threads spin for a while after the library loads. The
+    // onnxruntime side of onnx_compare.py keeps one warm session, so both are timed warm.
+    let warmUpEnd = DispatchTime.now().uptimeNanoseconds + 500_000_000
+    while DispatchTime.now().uptimeNanoseconds < warmUpEnd { _ = try model.predict(input, workspace: workspace) }
     if arguments.count > 5 {
         try output.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: URL(fileURLWithPath: arguments[5]))
     }

@@ -82,6 +82,15 @@ int mr_conv_panels_unpadded(const mr_conv_shape *shape, const float *src, long p
 /// Vectorised with AVX-512 where available. Requires w ≥ 2.
 void mr_upsample2x_row(const float *r0, const float *r1, float a, float b, int w, float *out);
 
+/// One plane of a prepared convolution input (see mr_conv_prepared): out (hp × wq) row y, column i
+/// = input[y − pad][stride·i + phase − pad] (h × w), zero outside the input.
+void mr_prepare_plane(const float *input, int h, int w, int pad, int stride, int phase, int hp, int wq, float *out);
+
+/// mrdepth-unet's output post-processing in place over n pixels of each plane: front = e^front,
+/// back = front·(1 + softplus(back)), mask = 1 / (1 + e^−mask). AVX-512 where available (exp and log
+/// by polynomials, within a few float ulps of libm), libm otherwise.
+void mr_mrdepth_post(float *front, float *back, float *mask, long n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import _DepthNetKernels
+
+/// The small C helpers of `_DepthNetKernels` against their plain definitions (vector and scalar paths).
+@Suite("C helper kernels")
+struct KernelTests {
+    @Test("mrdepth post-processing: exp, softplus, sigmoid over the whole float range")
+    func post() {
+        // −100 … 100 in small steps plus lengths that leave a scalar tail
+        let values = (0..<4001).map { Float($0 - 2000) / 20 } + [0, -0, 1e-8, -1e-8, 20.0001, 19.9999, 87, -87]
+        for count in [values.count, 15, 17] {
+            var front = Array(values.prefix(count).map { min($0, 80) }), back = Array(values.prefix(count)), mask = Array(values.prefix(count).reversed())
+            let (f0, b0, m0) = (front, back, mask)
+            mr_mrdepth_post(&front, &back, &mask, count)
+            for i in 0..<count {
+                let f = Double(f0[i]), x = Double(b0[i]), z = Double(m0[i])
+                let ef = exp(f), eb = ef * (1 + (x > 30 ? x : log1p(exp(x)))), em = 1 / (1 + exp(-z))
+                // relative error, or absolute below the smallest normal float (e^−87 and beyond: the
+                // vector exp clamps there instead of returning denormals)
+                func close(_ got: Float, _ want: Double) -> Bool { abs(Double(got) - want) <= max(4e-6 * want, 2e-38) }
+                #expect(close(front[i], ef), "front \(f)")
+                #expect(close(back[i], eb), "back \(f), \(x)")
+                #expect(close(mask[i], em), "mask \(z)")
+            }
+        }
+    }
+
+    @Test("a prepared plane is the zero-padded input split by stride phase", arguments: [1, 2, 3])
+    func preparePlane(stride: Int) {
+        for (h, w, pad) in [(5, 7, 1), (8, 33, 1), (6, 40, 2), (4, 3, 0)] {
+            let input = (0..<(h * w)).map { Float($0) + 1 }
+            let hp = h + 2 * pad, wq = (w + 2 * pad + stride - 1) / stride
+            for phase in 0..<stride {
+                var out = [Float](repeating: .nan, count: hp * wq)
+                mr_prepare_plane(input, Int32(h), Int32(w), Int32(pad), Int32(stride), Int32(phase), Int32(hp), Int32(wq), &out)
+                for y in 0..<hp {
+                    for i in 0..<wq {
+                        let iy = y - pad, ix = stride * i + phase - pad
+                        let expected: Float = iy >= 0 && iy < h && ix >= 0 && ix < w ? input[iy * w + ix] : 0
+                        #expect(out[y * wq + i] == expected, "h \(h) w \(w) pad \(pad) stride \(stride) phase \(phase) at \(y),\(i)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("×2 upsampling rows match the two-tap definition", arguments: [2, 3, 16, 17, 18, 40, 64])
+    func upsampleRow(width: Int) {
+        let r0 = (0..<width).map { sin(Float($0) * 0.7) }, r1 = (0..<width).map { cos(Float($0) * 0.3) }
+        let (a, b): (Float, Float) = (0.25, 0.75)
+        var out = [Float](repeating: .nan, count: 2 * width)
+        mr_upsample2x_row(r0, r1, a, b, Int32(width), &out)
+        let row = (0..<width).map { a * r0[$0] + b * r1[$0] }
+        var expected = [Float](repeating: 0, count: 2 * width)
+        expected[0] = row[0]
+        expected[2 * width - 1] = row[width - 1]
+        for i in 0..<(width - 1) {
+            expected[2 * i + 1] = 0.75 * row[i] + 0.25 * row[i + 1]
+            expected[2 * i + 2] = 0.25 * row[i] + 0.75 * row[i + 1]
+        }
+        for i in 0..<(2 * width) { #expect(abs(out[i] - expected[i]) <= 1e-6, "width \(width) at \(i)") }
+    }
+}
