@@ -173,37 +173,10 @@ public struct Conv2D: Sendable {
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
-        if let epilogue, ow % 16 == 0, ow >= 256, stride == 1, PackedKernel.level == 2, kernelHeight * kernelWidth <= 64 {
-            // AVX-512, stride 1, wide rows: panels read the input in place; masked loads supply the
-            // zero padding in the border panels (at most 1 in 8 here: narrower rows, where most
-            // panels touch a border, take the padded copy below, which is faster there).
-            let size = mr_packed_size(Int32(cout), Int32(k))
-            let relu: Int32 = epilogue == .relu ? 1 : 0
-            let biasValues = bias ?? []
-            let chunks = Parallel.maximumChunks
-            let perChunk = k + (k + 3) / 4                     // k Int32 offsets + k tap bytes
-            let tables = workspace.make([chunks * perChunk])
-            var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
-                                      kw: Int32(kernelWidth), stride: 1, pad: Int32(padding), oh: Int32(oh), ow: Int32(ow))
-            packedWeight.withUnsafeBufferPointer { packed in
-                biasValues.withUnsafeBufferPointer { bp in
-                    let a = packed.baseAddress! + g * size
-                    let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
-                    withUnsafePointer(to: &shape) { shapePointer in
-                        Parallel.forEachChunk((oh * ow + 31) / 32, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
-                            let offset = UnsafeMutablePointer<Int32>(OpaquePointer(tables.base + chunk * perChunk))
-                            let done = mr_conv_panels_unpadded(shapePointer, groupSrc, range.lowerBound, range.upperBound,
-                                                               offset, Int32(cout), a, groupDst, groupBias, relu)
-                            precondition(done == 1, "mr_conv_panels_unpadded refused a supported shape")
-                        }
-                    }
-                }
-            }
-            return
-        }
         if let epilogue, ow % 16 == 0, stride <= 2 {
-            // Vector kernel on a prepared input (zero-padded, columns split by stride phase): every
-            // 32-position panel reads its patches in place, as two 16-column row segments.
+            // Vector kernel on a prepared input (zero-padded, columns split by stride phase): panels
+            // read their patches in place, as 16-column row segments. (Masked loads on the unpadded
+            // input instead of the copy measured no faster, also for 256- and 512-wide rows.)
             let prepared = stride == 1 && padding == 0 ? nil : prepare(groupSrc, cin, h, w, workspace)
             let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
             let size = mr_packed_size(Int32(cout), Int32(k))

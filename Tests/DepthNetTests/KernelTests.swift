@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import _DepthNetKernels
+@testable import DepthNet
 
 /// The small C helpers of `_DepthNetKernels` against their plain definitions (vector and scalar paths).
 @Suite("C helper kernels")
@@ -60,5 +61,51 @@ struct KernelTests {
             expected[2 * i + 2] = 0.25 * row[i] + 0.75 * row[i + 1]
         }
         for i in 0..<(2 * width) { #expect(abs(out[i] - expected[i]) <= 1e-6, "width \(width) at \(i)") }
+    }
+}
+
+/// Convolutions whose output sizes leave partial panels (odd heights, 16-column tails) against a
+/// plain six-loop convolution.
+@Suite("Convolution panel shapes")
+struct ConvolutionShapeTests {
+    static func reference(_ x: [Float], cin: Int, h: Int, w: Int, weight: [Float], bias: [Float], cout: Int,
+                          kernel: Int, stride: Int, padding: Int) -> [Float] {
+        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        var y = [Float](repeating: 0, count: cout * oh * ow)
+        for o in 0..<cout {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum = Double(bias[o])
+                    for c in 0..<cin {
+                        for ky in 0..<kernel {
+                            for kx in 0..<kernel {
+                                let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                sum += Double(weight[((o * cin + c) * kernel + ky) * kernel + kx]) * Double(x[(c * h + iy) * w + ix])
+                            }
+                        }
+                    }
+                    y[(o * oh + oy) * ow + ox] = max(Float(sum), 0)
+                }
+            }
+        }
+        return y
+    }
+
+    @Test("odd output heights and 16-column tails", arguments: [(7, 48, 1), (5, 16, 1), (3, 80, 1), (14, 96, 2), (9, 32, 1)])
+    func partialPanels(height: Int, width: Int, stride: Int) {
+        let (cin, cout) = (5, 11)
+        var state: UInt32 = 12345
+        func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
+        let x = (0..<(cin * height * width)).map { _ in next() }
+        let weight = (0..<(cout * cin * 9)).map { _ in next() }, bias = (0..<cout).map { _ in next() }
+        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
+        let workspace = Workspace()
+        let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: workspace).toArray()
+        let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
+                                      kernel: 3, stride: stride, padding: 1)
+        #expect(y.count == expected.count)
+        let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 1e-5, "\(height)×\(width) stride \(stride): worst difference \(worst)")
     }
 }

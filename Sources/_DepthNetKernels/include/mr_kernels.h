@@ -64,17 +64,12 @@ typedef struct {
     int cin, hp, wq, kh, kw, stride, oh, ow;
 } mr_conv_prepared;
 
-/// Like mr_conv_panels for a prepared input and ow a multiple of 16: every panel (two 16-column
-/// halves, each inside one output row) reads its patches in place. `offset` has room for
-/// cin·kh·kw ints. Requires mr_kernel_level() > 0.
+/// Like mr_conv_panels for a prepared input and ow a multiple of 16: output positions
+/// [32·p0, 32·p1) ∩ [0, oh·ow) are computed in steps of 48 (AVX-512) or 32 columns and a 16-column
+/// tail, each 16-column segment inside one output row, reading the patches in place. `offset` has
+/// room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
 void mr_conv_panels_prepared(const mr_conv_prepared *input, long p0, long p1, int *offset, int m,
                              const float *packed, float *dst, const float *bias, int relu);
-
-/// Stride-1 convolution panels without a padded copy (AVX-512 only, ow a multiple of 16, kh·kw ≤ 64):
-/// masked loads zero the taps that fall outside the input. `offset` has room for cin·kh·kw ints
-/// followed by cin·kh·kw bytes. Returns 0 (doing nothing) when these conditions do not hold.
-int mr_conv_panels_unpadded(const mr_conv_shape *shape, const float *src, long p0, long p1, int *offset, int m,
-                            const float *packed, float *dst, const float *bias, int relu);
 
 /// One output row of an exact ×2 bilinear upsampling with align_corners = false: the source row
 /// is a·r0 + b·r1 (the vertical blend, w floats each), and out (2w floats) gets out[0] = row[0],
