@@ -13,7 +13,9 @@ at the Small configuration) this script
   4. checks that the two outputs agree,
   5. prints wall-clock milliseconds (median and minimum), process CPU time per run (median; the
      steadier figure on a machine shared with other work) and the ratios swift/onnxruntime
-     (< 1: Swift is faster).
+     (< 1: Swift is faster), plus the paired ratio: the median over rounds of each Swift round's
+     median over the onnxruntime round just before it (on a VM whose speed drifts by tens of
+     percent from minute to minute, the figure least moved by the drift).
 
     /opt/venv/bin/python Training/parity/onnx_compare.py --threads 1
     /opt/venv/bin/python Training/parity/onnx_compare.py --threads 2 --iterations 5
@@ -156,11 +158,14 @@ def main() -> None:
             swift_medians: list[float] = []
             swift_minima: list[float] = []
             swift_cpu: list[float] = []
+            paired: list[float] = []
             for _ in range(args.rounds):
                 times, cpu, ort_out = time_ort(session, size, args.iterations)
                 ort_times += times
                 ort_cpu += cpu
                 swift = time_swift(binary, folder, size, args.threads, args.iterations, out_path)
+                # Adjacent rounds see about the same machine: their ratio cancels slow drifts in load.
+                paired.append(swift["median_ms"] / statistics.median(times))
                 swift_medians.append(swift["median_ms"])
                 swift_minima.append(swift["min_ms"])
                 swift_cpu.append(swift["cpu_median_ms"])
@@ -173,6 +178,7 @@ def main() -> None:
                   f" | min onnxruntime {ort_min:8.1f} ms  swift {sw_min:8.1f} ms  ratio {sw_min / ort_min:4.2f}"
                   f" | CPU time onnxruntime {statistics.median(ort_cpu):8.1f} ms  swift {statistics.median(swift_cpu):8.1f} ms"
                   f"  ratio {statistics.median(swift_cpu) / statistics.median(ort_cpu):4.2f}"
+                  f" | paired ratio {statistics.median(paired):4.2f} (median of {len(paired)} rounds)"
                   f" | swift {swift['gflops'] / sw_min * 1000:5.1f} GFLOP/s (best), activations {swift['peak_mb']:.0f} MB,"
                   f" max rel. diff {error:.1e}", flush=True)
     print(f"\nthreads={args.threads}, {args.rounds} rounds of {args.iterations} runs each; ratio = swift / onnxruntime")
