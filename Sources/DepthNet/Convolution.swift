@@ -163,10 +163,58 @@ public struct Conv2D: Sendable {
         return y
     }
 
+    /// Whether an input of `height × width` goes through a zero-padded copy for the packed kernel
+    /// (stride 1, one group, output rows a multiple of 16 wide, bias and ReLU or no activation).
+    func readsPaddedCopy(height: Int, width: Int, activation: Activation) -> Bool {
+        let (oh, ow) = outputSize(height: height, width: width)
+        return usesPackedKernel && groups == 1 && stride == 1 && padding > 0 && oh > 0 && ow % 16 == 0
+            && (activation == .identity || activation == .relu)
+    }
+
+    /// For a layer that reads its input through a zero-padded copy, a buffer in that layout for
+    /// the producer of the input to write into directly, so the copy is never made:
+    /// `[1, inChannels, height + 2·padding, width + 2·padding]` with the borders zeroed and the
+    /// interior (rows `padding…`, columns `padding…`) left to the caller. nil when this layer
+    /// does not read a padded copy (then call the layer on an ordinary tensor).
+    public func makePaddedInput(height: Int, width: Int, activation: Activation, workspace: Workspace) -> Tensor? {
+        guard readsPaddedCopy(height: height, width: width, activation: activation) else { return nil }
+        let (hp, wp) = (height + 2 * padding, width + 2 * padding)
+        let t = workspace.make([1, inChannels, hp, wp])
+        let pad = padding
+        Parallel.forEach(inChannels, minimumWork: hp * wp / 8) { c in
+            let plane = t.base + c * hp * wp
+            plane.update(repeating: 0, count: pad * wp)
+            (plane + (hp - pad) * wp).update(repeating: 0, count: pad * wp)
+            for y in pad..<(hp - pad) {
+                (plane + y * wp).update(repeating: 0, count: pad)
+                (plane + y * wp + wp - pad).update(repeating: 0, count: pad)
+            }
+        }
+        return t
+    }
+
+    /// Applies the convolution (plus bias and `activation`, the one given to
+    /// ``makePaddedInput(height:width:activation:workspace:)``) to an input written into a buffer
+    /// from that function; `height × width` is the unpadded input size.
+    public func callAsFunction(padded: Tensor, height h: Int, width w: Int, activation: Activation,
+                               workspace: Workspace) -> Tensor {
+        precondition(readsPaddedCopy(height: h, width: w, activation: activation)
+                     && padded.shape == [1, inChannels, h + 2 * padding, w + 2 * padding],
+                     "Conv2D(padded:): \(padded.shape) is not this layer's padded input for \(h)×\(w)")
+        let (oh, ow) = outputSize(height: h, width: w)
+        let y = workspace.make([1, outChannels, oh, ow])
+        weight.withUnsafeBufferPointer { wp in
+            gemmConvolution(group: 0, padded.base, h, w, wp.baseAddress!, y.base, oh, ow, workspace,
+                            epilogue: activation, paddedInput: true)
+        }
+        return y
+    }
+
+    /// `paddedInput`: `src` is already the zero-padded copy (see ``makePaddedInput(height:width:activation:workspace:)``).
     private func gemmConvolution(
         group g: Int, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
         _ weights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int,
-        _ workspace: Workspace, epilogue: Activation?
+        _ workspace: Workspace, epilogue: Activation?, paddedInput: Bool = false
     ) {
         let cin = inChannels / groups, cout = outChannels / groups
         let k = cin * kernelHeight * kernelWidth
@@ -177,7 +225,7 @@ public struct Conv2D: Sendable {
             // Vector kernel on a prepared input (zero-padded, columns split by stride phase): panels
             // read their patches in place, as 16-column row segments. (Masked loads on the unpadded
             // input instead of the copy measured no faster, also for 256- and 512-wide rows.)
-            let prepared = stride == 1 && padding == 0 ? nil : prepare(groupSrc, cin, h, w, workspace)
+            let prepared = (stride == 1 && padding == 0) || paddedInput ? nil : prepare(groupSrc, cin, h, w, workspace)
             let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
             let size = mr_packed_size(Int32(cout), Int32(k))
             let relu: Int32 = epilogue == .relu ? 1 : 0

@@ -122,9 +122,13 @@ public enum Ops {
     }
 
     /// Bilinear resampling of every plane of `x` into `out` (planes of `ys.count × xs.count`).
-    static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap]) {
+    /// Plane `p` starts at `out + p · planeStride` (default: `oh · ow`), rows `rowStride` apart
+    /// (default: `ow`): a padded layout can be filled in place.
+    static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap],
+                               rowStride: Int? = nil, planeStride: Int? = nil) {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let (oh, ow) = (ys.count, xs.count)
+        let rowStride = rowStride ?? ow, planeStride = planeStride ?? oh * ow
         // The taps of an exact ×2 resize with align_corners=False (the U-Net decoder's case).
         let exactDouble = ow == 2 * w && w > 1 && xs[0].t == 0 && xs[1].i0 == 0 && xs[1].t == 0.25 && xs[2].i0 == 0
         // Vertical blend of the two source rows first (a contiguous, vectorisable loop), then
@@ -136,12 +140,12 @@ public enum Ops {
         Parallel.forEachChunk(n * c, limit: chunks, minimumWork: oh * ow) { chunk, planes in
             let row = blended + chunk * w
             for p in planes {
-                let src = x.base + p * h * w, dst = out + p * oh * ow
+                let src = x.base + p * h * w, dst = out + p * planeStride
                 for oy in 0..<oh {
                     let ty = ys[oy]
                     let r0 = src + ty.i0 * w, r1 = src + ty.i1 * w
                     let a = 1 - ty.t, b = ty.t
-                    let line = dst + oy * ow
+                    let line = dst + oy * rowStride
                     if exactDouble {
                         // ×2 with align_corners=False: taps at i − ¼ and i + ¼, blended in one pass.
                         mr_upsample2x_row(r0, r1, a, b, Int32(w), line)
@@ -173,6 +177,42 @@ public enum Ops {
                                                               count: channels.count * plane)
         }
         return y
+    }
+
+    /// ``upsampleConcat(_:_:workspace:)`` written into the interior of a zero-bordered padded
+    /// buffer `[1, x.channels + skip.channels, H + 2·padding, W + 2·padding]` (see
+    /// ``Conv2D/makePaddedInput(height:width:activation:workspace:)``), saving the next
+    /// convolution its padded copy.
+    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, intoPadded out: Tensor, padding: Int) {
+        let (oh, ow) = (skip.height, skip.width)
+        let (hp, wp) = (oh + 2 * padding, ow + 2 * padding)
+        precondition(x.shape[0] == 1 && skip.shape[0] == 1 && out.shape == [1, x.channels + skip.channels, hp, wp],
+                     "upsampleConcat(intoPadded:): shapes \(x.shape), \(skip.shape) → \(out.shape)")
+        let interior = out.base + padding * wp + padding
+        resizeBilinear(x, into: interior, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), rowStride: wp, planeStride: hp * wp)
+        copyPlanes(skip, into: interior + x.channels * hp * wp, rowStride: wp, planeStride: hp * wp)
+    }
+
+    /// ``resizeBilinear(_:height:width:alignCorners:workspace:)`` written into the interior of a
+    /// zero-bordered padded buffer `[N, C, height + 2·padding, width + 2·padding]`.
+    public static func resizeBilinear(_ x: Tensor, alignCorners: Bool, intoPadded out: Tensor, padding: Int) {
+        let (hp, wp) = (out.height, out.width)
+        let (oh, ow) = (hp - 2 * padding, wp - 2 * padding)
+        precondition(out.shape[0] == x.shape[0] && out.channels == x.channels && oh > 0 && ow > 0,
+                     "resizeBilinear(intoPadded:): \(x.shape) → \(out.shape)")
+        resizeBilinear(x, into: out.base + padding * wp + padding,
+                       ys: linearTaps(input: x.height, output: oh, alignCorners: alignCorners),
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: alignCorners), rowStride: wp, planeStride: hp * wp)
+    }
+
+    /// Copies every plane of `x` into `out`, plane `p` at `out + p · planeStride`, rows `rowStride` apart.
+    static func copyPlanes(_ x: Tensor, into out: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int) {
+        let (planes, h, w) = (x.shape[0] * x.channels, x.height, x.width)
+        Parallel.forEach(planes, minimumWork: h * w / 8) { p in
+            let src = x.base + p * h * w, dst = out + p * planeStride
+            for y in 0..<h { (dst + y * rowStride).update(from: src + y * w, count: w) }
+        }
     }
 
     struct LinearTap { var i0: Int; var i1: Int; var t: Float }

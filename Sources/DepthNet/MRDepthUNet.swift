@@ -120,13 +120,27 @@ public struct MRDepthUNet: Sendable {
         var y = skips.removeLast()
         for block in decoders {
             let skip = skips.removeLast()
-            let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, workspace: ws) : Ops.concatChannels(
-                [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws), skip],
-                workspace: ws)
-            y = block.conv2(block.conv1(joined, activation: .relu, workspace: ws), activation: .relu, workspace: ws)
+            let z: Tensor
+            if y.shape[0] == 1, let padded = block.conv1.makePaddedInput(height: skip.height, width: skip.width,
+                                                                         activation: .relu, workspace: ws) {
+                // Upsample and concatenate straight into conv1's zero-padded input.
+                Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding)
+                z = block.conv1(padded: padded, height: skip.height, width: skip.width, activation: .relu, workspace: ws)
+            } else {
+                let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, workspace: ws) : Ops.concatChannels(
+                    [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws), skip],
+                    workspace: ws)
+                z = block.conv1(joined, activation: .relu, workspace: ws)
+            }
+            y = block.conv2(z, activation: .relu, workspace: ws)
         }
-        y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)
-        y = headConv(y, activation: .relu, workspace: ws)
+        if y.shape[0] == 1, let padded = headConv.makePaddedInput(height: x.height, width: x.width, activation: .relu, workspace: ws) {
+            Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding)
+            y = headConv(padded: padded, height: x.height, width: x.width, activation: .relu, workspace: ws)
+        } else {
+            y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)
+            y = headConv(y, activation: .relu, workspace: ws)
+        }
         return headOut(y, workspace: ws)
     }
 

@@ -108,4 +108,26 @@ struct ConvolutionShapeTests {
         let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
         #expect(worst < 1e-5, "\(height)×\(width) stride \(stride): worst difference \(worst)")
     }
+
+    @Test("a layer fed through makePaddedInput gives what it gives on the plain tensor")
+    func paddedInput() throws {
+        let (cin, cout, h, w) = (6, 9, 12, 32)
+        let x = (0..<(cin * h * w)).map { Float(($0 * 37) % 101) / 50 - 1 }
+        let weight = (0..<(cout * cin * 9)).map { Float(($0 * 13) % 29) / 29 - 0.5 }
+        let conv = Conv2D(weight: weight, bias: (0..<cout).map { Float($0) / 10 }, outChannels: cout, inChannels: cin,
+                          kernel: (3, 3), padding: 1)
+        let workspace = Workspace()
+        let input = Tensor(shape: [1, cin, h, w], values: x)
+        let plain = conv(input, activation: .relu, workspace: workspace).toArray()
+        guard let padded = conv.makePaddedInput(height: h, width: w, activation: .relu, workspace: workspace) else {
+            #expect(!PackedKernel.isEnabled, "the packed kernel is on but the layer takes no padded input")
+            return
+        }
+        #expect(conv.makePaddedInput(height: h, width: w, activation: .gelu, workspace: workspace) == nil)
+        // Fill the interior as a producer would (the workspace may hand back a used buffer: only the
+        // borders are zeroed by makePaddedInput).
+        Ops.copyPlanes(input, into: padded.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+        let viaPadded = conv(padded: padded, height: h, width: w, activation: .relu, workspace: workspace).toArray()
+        #expect(viaPadded == plain)
+    }
 }
