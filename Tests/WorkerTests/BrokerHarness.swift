@@ -225,7 +225,7 @@ func filesUnder(_ root: URL) -> [String] {
     guard let enumerator = FileManager.default.enumerator(atPath: root.path) else { return [] }
     return enumerator.compactMap { $0 as? String }.filter { path in
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory)
-        return !isDirectory.boolValue
+        let exists = FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path, isDirectory: &isDirectory)
+        return exists && !isDirectory.boolValue
     }.sorted()
 }

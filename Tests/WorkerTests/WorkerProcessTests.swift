@@ -29,7 +29,9 @@ final class WorkerProcess: @unchecked Sendable {
         self.logURL = logURL
         process.executableURL = try meshWorkerExecutable()
         process.environment = environment
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        guard FileManager.default.createFile(atPath: logURL.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: logURL.path])
+        }
         let log = try FileHandle(forWritingTo: logURL)
         log.seekToEndOfFile()
         process.standardError = log

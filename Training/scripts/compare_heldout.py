@@ -1,6 +1,6 @@
 """Compare another runtime's outputs (e.g. the Swift DepthNet) with the PyTorch dump of dump_heldout.py.
 
-  python Training/scripts/compare_heldout.py --dump Training/data/heldout16 --pred swift_out.f32
+  python Training/scripts/compare_heldout.py --dump Training/data/heldout --pred swift_out.f32
 
 --pred: float32 little-endian (N,3,H,W) = front, back, mask, same image order as rgb_XX.png.
 Prints max/mean absolute differences per channel and the evaluation metrics of both side by side;
@@ -19,7 +19,7 @@ from dump_heldout import score  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dump", default="Training/data/heldout16")
+    ap.add_argument("--dump", default="Training/data/heldout")
     ap.add_argument("--pred", required=True)
     ap.add_argument("--tol", type=float, default=5e-4)
     a = ap.parse_args()

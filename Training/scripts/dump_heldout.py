@@ -1,17 +1,19 @@
-"""Dump a small held-out set plus the PyTorch outputs, for checking the Swift runtime against PyTorch.
+"""Dump held-out renders plus the PyTorch outputs, for checking the Swift runtime against PyTorch.
 
   python Training/scripts/dump_heldout.py --weights Weights/mrdepth.safetensors --data Training/data/eval256 \
-      --count 16 --out Training/data/heldout16
+      --count 200 --out Training/data/heldout
 
 Writes to --out:
-  rgb_00.png ... rgb_15.png      the network inputs (size x size RGB, lossless; size = json input_size)
+  rgb_000.png ... rgb_199.png    the network inputs (size x size RGB, lossless; size = json input_size;
+                                 three digits from 101 images on, so rgb_*.png globs in order)
   torch_out.f32 / torch_out.npy  PyTorch outputs, float32 little-endian, shape (N,3,H,W): front, back, mask
   gt_front.f32, gt_back.f32      ground truth depth (N,H,W) float32 (metres)
   gt_mask.u8                     ground truth mask (N,H,W) uint8 0/1
   metrics.json                   the evaluation metrics of the PyTorch outputs on these images
   manifest.json                  shapes, seeds and file list
 Then, after running the Swift model on rgb_*.png and writing its (N,3,H,W) float32 outputs to one file:
-  python Training/scripts/compare_heldout.py --dump Training/data/heldout16 --pred swift_out.f32
+  mesh network Training/data/heldout/rgb_*.png -o swift_out.f32
+  python Training/scripts/compare_heldout.py --dump Training/data/heldout --pred swift_out.f32
 """
 import argparse
 import json
@@ -38,8 +40,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="Weights/mrdepth.safetensors")
     ap.add_argument("--data", default="Training/data/eval256")
-    ap.add_argument("--count", type=int, default=16)
-    ap.add_argument("--out", default="Training/data/heldout16")
+    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--out", default="Training/data/heldout")
     ap.add_argument("--size", type=int, help="net input side (default: input_size of mrdepth.json); images and ground "
                     "truth are resized to it here so the other runtime feeds the PNG pixels as they are")
     a = ap.parse_args()
@@ -55,8 +57,9 @@ def main():
                                       .resize((size, size), Image.NEAREST)) for v in vs]) for k, vs in gt.items()}
         gt["mask"] = gt["mask"].astype(bool)
     files = []
+    digits = max(2, len(str(n - 1)))  # zero-padded so that a shell glob lists them in order
     for i in range(n):
-        fn = f"rgb_{i:02d}.png"
+        fn = f"rgb_{i:0{digits}d}.png"
         Image.fromarray(rgb[i]).save(os.path.join(a.out, fn))
         files.append(fn)
     # feed the PNG-decoded pixels (identical to rgb, PNG is lossless)

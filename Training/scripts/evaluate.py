@@ -113,10 +113,14 @@ def main():
     ap.add_argument("--real", action="store_true", help="also score the real Middlebury photo")
     ap.add_argument("--json")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--infer-size", type=int, nargs=2, help="run the net at H W instead of the render size")
+    ap.add_argument("--infer-size", type=int, nargs=2,
+                    help="run the net at H W (default: input_size of the json, the size the engine runs it at); "
+                         "inputs are resized to it and the outputs back to the render size")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    model, _ = load_model(a.weights, a.config)
+    model, cfg = load_model(a.weights, a.config)
+    if not a.infer_size and cfg.get("input_size"):
+        a.infer_size = [int(v) for v in cfg["input_size"]]
     data = load_shards(a.data)
     n, h, w = data["front"].shape
     pred = {"model": predict(model, data["rgb"], infer_size=a.infer_size)}

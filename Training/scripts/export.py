@@ -20,7 +20,11 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", default="Weights")
     ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
+    ap.add_argument("--input-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
+                    help="the input size the engine runs the net at (input_size in the json; multiples of 32)")
     a = ap.parse_args()
+    if any(v <= 0 or v % 32 for v in a.input_size):
+        sys.exit(f"--input-size {a.input_size}: sides must be positive multiples of 32")
     st = torch.load(a.ckpt, weights_only=False, map_location="cpu")
     dt = torch.float16 if a.dtype == "f16" else torch.float32
     tensors = {k: v.detach().to(dt).contiguous() for k, v in st["model"].items() if not k.endswith("num_batches_tracked")}
@@ -30,7 +34,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, "mrdepth.safetensors")
     save_file(tensors, path, metadata={"format": "pt", "architecture": "mrdepth-unet", "step": str(st["step"])})
-    cfg = {"architecture": "mrdepth-unet", "widths": st.get("widths", [16, 32, 64, 128, 256]), "input_size": [256, 256],
+    cfg = {"architecture": "mrdepth-unet", "widths": st.get("widths", [16, 32, 64, 128, 256]), "input_size": list(a.input_size),
            "mean": list(MEAN), "std": list(STD), "outputs": ["front", "back", "mask"],
            "depth_units": "relative to median foreground front depth", "fov_degrees": FOV_CENTER, "version": 1}
     with open(os.path.join(a.out, "mrdepth.json"), "w") as f:
