@@ -240,10 +240,12 @@ public struct Conv2D: Sendable {
                     let a = packed.baseAddress! + g * size
                     let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
                     withUnsafePointer(to: &input) { inputPointer in
-                        Parallel.forEachChunk((oh * ow + 31) / 32, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
+                        // Ranges cut at multiples of the kernel's column step: only the last has a tail.
+                        let step = Int(mr_prepared_step()), positions = oh * ow
+                        Parallel.forEachChunk((positions + step - 1) / step, limit: chunks, minimumWork: step * k * cout / 16) { chunk, range in
                             let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
-                            mr_conv_panels_prepared(inputPointer, range.lowerBound, range.upperBound, offset, Int32(cout),
-                                                    a, groupDst, groupBias, relu)
+                            mr_conv_panels_prepared(inputPointer, range.lowerBound * step, min(range.upperBound * step, positions),
+                                                    offset, Int32(cout), a, groupDst, groupBias, relu)
                         }
                     }
                 }

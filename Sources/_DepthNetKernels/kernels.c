@@ -330,7 +330,9 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
     }
 }
 
-void mr_conv_panels_prepared(const mr_conv_prepared *d, long p0, long p1, int *offset, int m, const float *packed,
+int mr_prepared_step(void) { return mr_kernel_level_cached() == 2 ? 48 : 32; }
+
+void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *offset, int m, const float *packed,
                              float *dst, const float *bias, int relu) {
     long n = (long)d->oh * d->ow;
     int k = d->cin * d->kh * d->kw, s = d->stride;
@@ -341,9 +343,9 @@ void mr_conv_panels_prepared(const mr_conv_prepared *d, long p0, long p1, int *o
             for (int kx = 0; kx < d->kw; kx++)
                 offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
     int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
-    // Positions [32·p0, 32·p1) ∩ [0, n), in steps of 48 columns (AVX-512) or 32, then a 16-column
+    // Positions [j0, j1) ∩ [0, n), in steps of 48 columns (AVX-512) or 32, then a 16- or 32-column
     // tail; every 16-column segment lies inside one output row because ow is a multiple of 16.
-    long j = p0 * 32, end = p1 * 32 < n ? p1 * 32 : n;
+    long j = j0, end = j1 < n ? j1 : n;
     while (j < end) {
         int width = level == 2 && end - j >= 48 ? 48 : (end - j >= 32 ? 32 : 16);
         const float *seg[3] = {0, 0, 0};

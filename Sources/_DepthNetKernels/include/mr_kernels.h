@@ -65,11 +65,16 @@ typedef struct {
 } mr_conv_prepared;
 
 /// Like mr_conv_panels for a prepared input and ow a multiple of 16: output positions
-/// [32·p0, 32·p1) ∩ [0, oh·ow) are computed in steps of 48 (AVX-512) or 32 columns and a 16-column
-/// tail, each 16-column segment inside one output row, reading the patches in place. `offset` has
-/// room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
-void mr_conv_panels_prepared(const mr_conv_prepared *input, long p0, long p1, int *offset, int m,
+/// [j0, j1) ∩ [0, oh·ow) (j0, j1 multiples of 16) are computed in steps of 48 (AVX-512) or 32
+/// columns and a 16- or 32-column tail, each 16-column segment inside one output row, reading the
+/// patches in place. Callers splitting a layer should cut at multiples of
+/// mr_prepared_step() so that only the layer's last range has a (slower) tail. `offset` has room
+/// for cin·kh·kw ints. Requires mr_kernel_level() > 0.
+void mr_conv_panels_prepared(const mr_conv_prepared *input, long j0, long j1, int *offset, int m,
                              const float *packed, float *dst, const float *bias, int relu);
+
+/// The column step of mr_conv_panels_prepared: 48 with AVX-512, 32 otherwise.
+int mr_prepared_step(void);
 
 /// One output row of an exact ×2 bilinear upsampling with align_corners = false: the source row
 /// is a·r0 + b·r1 (the vertical blend, w floats each), and out (2w floats) gets out[0] = row[0],
