@@ -270,9 +270,17 @@ public struct Conv2D: Sendable {
                     let a = packed.baseAddress! + g * size
                     let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
                     withUnsafePointer(to: &shape) { shapePointer in
-                        Parallel.forEachChunk(panels, limit: chunks, minimumWork: 32 * k * cout / 8) { chunk, range in
-                            mr_conv_panels(shapePointer, groupSrc, range.lowerBound, range.upperBound,
-                                           scratch.base + chunk * k * 33, Int32(cout), a, groupDst, groupBias, relu)
+                        // Fewer panels than threads (deep layers at small inputs: 4×4 positions are one
+                        // panel): split the panels' output channels too, so every thread has work.
+                        let rowBlocks = (cout + Int(MR_ROWS) - 1) / Int(MR_ROWS)
+                        let splits = panels >= chunks ? 1 : min(rowBlocks, (chunks + panels - 1) / panels)
+                        Parallel.forEachChunk(panels * splits, limit: chunks, minimumWork: 32 * k * cout / 8 / splits) { chunk, tasks in
+                            for task in tasks {
+                                let p = task / splits, part = task % splits
+                                mr_conv_panels(shapePointer, groupSrc, p, p + 1, scratch.base + chunk * k * 33, Int32(cout),
+                                               Int32(part * rowBlocks / splits), Int32((part + 1) * rowBlocks / splits),
+                                               a, groupDst, groupBias, relu)
+                            }
                         }
                     }
                 }

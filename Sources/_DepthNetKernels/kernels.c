@@ -293,7 +293,7 @@ static void direct16_avx512(int rows, int k, const float *a, const float *src0, 
 }
 
 void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
-                    int m, const float *packed, float *dst, const float *bias, int relu) {
+                    int m, int q0, int q1, const float *packed, float *dst, const float *bias, int relu) {
     long n = (long)shape->oh * shape->ow;
     int k = shape->cin * shape->kh * shape->kw;
     int level = mr_kernel_level_cached();
@@ -306,7 +306,6 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
             for (int ky = 0; ky < shape->kh; ky++)
                 for (int kx = 0; kx < shape->kw; kx++) offset[r++] = (c * shape->h + ky) * shape->w + kx;
     }
-    int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
     for (long p = p0; p < p1; p++) {
         long j0 = p * 32;
         int cols = n - j0 < 32 ? (int)(n - j0) : 32;
@@ -315,7 +314,7 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
         if (shape->stride == 1 && cols == 32 && ox + 32 <= shape->ow && iy >= 0 && iy + shape->kh <= shape->h
             && ix >= 0 && ix + 31 + shape->kw <= shape->w) {
             const float *base = src + (long)iy * shape->w + ix;
-            for (int q = 0; q < panels_m; q++) {
+            for (int q = q0; q < q1; q++) {
                 int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
                 const float *a = packed + (long)q * MR_ROWS * k;
                 float *ct = dst + (long)q * MR_ROWS * n + j0;
@@ -326,7 +325,9 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
             continue;
         }
         gather_panel(shape, src, j0, cols, scratch);
-        mr_gemm_packed(m, k, 0, cols, packed, scratch, 32, dst + j0, n, bias, relu);
+        int r0 = q0 * MR_ROWS, r1 = q1 * MR_ROWS < m ? q1 * MR_ROWS : m;
+        mr_gemm_packed(r1 - r0, k, 0, cols, packed + (long)r0 * k, scratch, 32, dst + (long)r0 * n + j0, n,
+                       bias ? bias + r0 : 0, relu);
     }
 }
 

@@ -21,7 +21,7 @@ at the Small configuration) this script
     /opt/venv/bin/python Training/parity/onnx_compare.py --threads 2 --iterations 5
 
 Sizes: mrdepth needs multiples of 32, Depth Anything multiples of 14; the nearest sizes to
-256 and 518 are used (mrdepth 256 and 512; Depth Anything 252 and 518).
+256 and 518 are used (mrdepth 256 and 512, plus its default input 128; Depth Anything 252 and 518).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Training"))
 
-SIZES = {"mrdepth": (256, 512), "dav2": (252, 518)}
+SIZES = {"mrdepth": (128, 256, 512), "dav2": (252, 518)}
 
 
 def build_mrdepth(folder: Path) -> torch.nn.Module:

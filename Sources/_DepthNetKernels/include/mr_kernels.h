@@ -54,8 +54,10 @@ typedef struct {
 /// hot in cache, followed by room for cin·kh·kw ints) and multiplied by the packed weights
 /// (m output channels) — or, for stride 1 and panels away from the borders, read in place — writing
 /// dst[o][j] = act(Σ + bias[o]) with dst rows of oh·ow floats. Requires mr_kernel_level() > 0.
+/// Only output channels of the row blocks [q0, q1) (MR_ROWS channels each; m is the total) are
+/// computed, so that a layer with few panels can be split over output channels too.
 void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
-                    int m, const float *packed, float *dst, const float *bias, int relu);
+                    int m, int q0, int q1, const float *packed, float *dst, const float *bias, int relu);
 
 /// A convolution input prepared for in-place panels: zero-padded and split into `stride` column
 /// phases, src[phase][c][y][i] = padded[c][y][stride·i + phase], each phase hp × wq.
