@@ -171,11 +171,7 @@ public enum Ops {
         let y = workspace.make([1, x.channels + skip.channels, oh, ow])
         resizeBilinear(x, into: y.base, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
                        xs: linearTaps(input: x.width, output: ow, alignCorners: false))
-        let skipTarget = y.base + x.channels * oh * ow, plane = oh * ow
-        Parallel.forEachChunk(skip.channels, limit: Parallel.maximumChunks, minimumWork: plane / 8) { _, channels in
-            (skipTarget + channels.lowerBound * plane).update(from: skip.base + channels.lowerBound * plane,
-                                                              count: channels.count * plane)
-        }
+        copyPlanes(skip, into: y.base + x.channels * oh * ow, rowStride: ow, planeStride: oh * ow)
         return y
     }
 
@@ -211,7 +207,11 @@ public enum Ops {
         let (planes, h, w) = (x.shape[0] * x.channels, x.height, x.width)
         Parallel.forEach(planes, minimumWork: h * w / 8) { p in
             let src = x.base + p * h * w, dst = out + p * planeStride
-            for y in 0..<h { (dst + y * rowStride).update(from: src + y * w, count: w) }
+            if rowStride == w {
+                dst.update(from: src, count: h * w)
+            } else {
+                for y in 0..<h { (dst + y * rowStride).update(from: src + y * w, count: w) }
+            }
         }
     }
 
