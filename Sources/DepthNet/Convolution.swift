@@ -57,6 +57,9 @@ public struct Conv2D: Sendable {
     public let groups: Int
     /// The weight of each group packed for the vector GEMM kernel (empty when it is not used).
     private(set) var packedWeight: [Float] = []
+    /// The weight packed for the channel-vectorised kernel used on outputs with rows under 16
+    /// wide (one group only; empty when it is not used).
+    private(set) var channelPackedWeight: [Float] = []
     /// Whether this layer runs its GEMMs on the packed vector kernel (else `cblas_sgemm`).
     var usesPackedKernel: Bool { !packedWeight.isEmpty }
 
@@ -85,6 +88,7 @@ public struct Conv2D: Sendable {
     private mutating func pack() {
         guard PackedKernel.isEnabled, !(groups == inChannels && groups == outChannels && groups > 1) else {
             packedWeight = []
+            channelPackedWeight = []
             return
         }
         let cout = outChannels / groups, k = (inChannels / groups) * kernelHeight * kernelWidth
@@ -98,12 +102,22 @@ public struct Conv2D: Sendable {
             }
         }
         packedWeight = packed
+        if groups == 1 {
+            var channelPacked = [Float](repeating: 0, count: mr_channel_packed_size(Int32(cout), Int32(k)))
+            weight.withUnsafeBufferPointer { w in
+                channelPacked.withUnsafeMutableBufferPointer { p in
+                    mr_pack_channels(Int32(cout), Int32(k), w.baseAddress!, Int32(k), p.baseAddress!)
+                }
+            }
+            channelPackedWeight = channelPacked
+        }
     }
 
     /// The same layer computing with `cblas_sgemm` only (for comparisons).
     func withoutPackedKernel() -> Conv2D {
         var copy = self
         copy.packedWeight = []
+        copy.channelPackedWeight = []
         return copy
     }
 
@@ -164,10 +178,10 @@ public struct Conv2D: Sendable {
     }
 
     /// Whether an input of `height × width` goes through a zero-padded copy for the packed kernel
-    /// (stride 1, one group, output rows a multiple of 16 wide, bias and ReLU or no activation).
+    /// (stride 1, one group, bias and ReLU or no activation).
     func readsPaddedCopy(height: Int, width: Int, activation: Activation) -> Bool {
         let (oh, ow) = outputSize(height: height, width: width)
-        return usesPackedKernel && groups == 1 && stride == 1 && padding > 0 && oh > 0 && ow % 16 == 0
+        return usesPackedKernel && groups == 1 && stride == 1 && padding > 0 && oh > 0 && ow > 0
             && (activation == .identity || activation == .relu)
     }
 
@@ -221,13 +235,12 @@ public struct Conv2D: Sendable {
         let groupSrc = src + g * cin * h * w
         let groupWeights = weights + g * cout * k
         let groupDst = dst + g * cout * oh * ow
-        if let epilogue, ow % 16 == 0, stride <= 2 {
-            // Vector kernel on a prepared input (zero-padded, columns split by stride phase): panels
-            // read their patches in place, as 16-column row segments. (Masked loads on the unpadded
-            // input instead of the copy measured no faster, also for 256- and 512-wide rows.)
+        if let epilogue, stride <= 2, ow % 16 == 0 || !channelPackedWeight.isEmpty {
+            // Vector kernels on a prepared input (zero-padded, columns split by stride phase), which
+            // they read in place. (Masked loads on the unpadded input instead of the copy measured no
+            // faster, also for 256- and 512-wide rows.)
             let prepared = (stride == 1 && padding == 0) || paddedInput ? nil : prepare(groupSrc, cin, h, w, workspace)
             let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
-            let size = mr_packed_size(Int32(cout), Int32(k))
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []
             let chunks = Parallel.maximumChunks
@@ -235,17 +248,52 @@ public struct Conv2D: Sendable {
             var input = mr_conv_prepared(src: prepared.map { UnsafePointer($0.base) } ?? groupSrc, cin: Int32(cin),
                                          hp: Int32(hp), wq: Int32(wq), kh: Int32(kernelHeight), kw: Int32(kernelWidth),
                                          stride: Int32(stride), oh: Int32(oh), ow: Int32(ow))
-            packedWeight.withUnsafeBufferPointer { packed in
-                biasValues.withUnsafeBufferPointer { bp in
-                    let a = packed.baseAddress! + g * size
-                    let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
-                    withUnsafePointer(to: &input) { inputPointer in
-                        // Ranges cut at multiples of the kernel's column step: only the last has a tail.
+            biasValues.withUnsafeBufferPointer { bp in
+                let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
+                withUnsafePointer(to: &input) { inputPointer in
+                    if ow % 16 == 0 {
+                        // Output positions in 16-column row segments. Ranges are cut at multiples of
+                        // the kernel's column step, so only the last has a tail.
+                        let size = mr_packed_size(Int32(cout), Int32(k))
                         let step = Int(mr_prepared_step()), positions = oh * ow
-                        Parallel.forEachChunk((positions + step - 1) / step, limit: chunks, minimumWork: step * k * cout / 16) { chunk, range in
-                            let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
-                            mr_conv_panels_prepared(inputPointer, range.lowerBound * step, min(range.upperBound * step, positions),
-                                                    offset, Int32(cout), a, groupDst, groupBias, relu)
+                        let rowBlocks = (cout + Int(MR_ROWS) - 1) / Int(MR_ROWS)
+                        packedWeight.withUnsafeBufferPointer { packed in
+                            let a = packed.baseAddress! + g * size
+                            if chunks > 1, cout * k > stride * cin * hp * wq, rowBlocks >= 2 * chunks {
+                                // Weights outweigh the input (deep layers): split the output channels,
+                                // so each thread reads only its share of the weights.
+                                Parallel.forEachChunk(rowBlocks, limit: chunks,
+                                                      minimumWork: positions * k * Int(MR_ROWS) / 16) { chunk, blocks in
+                                    let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
+                                    mr_conv_panels_prepared(inputPointer, 0, positions, offset, Int32(cout),
+                                                            Int32(blocks.lowerBound), Int32(blocks.upperBound),
+                                                            a, groupDst, groupBias, relu)
+                                }
+                                return
+                            }
+                            Parallel.forEachChunk((positions + step - 1) / step, limit: chunks,
+                                                  minimumWork: step * k * cout / 16) { chunk, range in
+                                let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
+                                mr_conv_panels_prepared(inputPointer, range.lowerBound * step,
+                                                        min(range.upperBound * step, positions), offset, Int32(cout),
+                                                        0, Int32(rowBlocks), a, groupDst, groupBias, relu)
+                            }
+                        }
+                    } else {
+                        // Rows too short for position vectors (8×8, 4×4 outputs): vectors over output
+                        // channels, tasks = channel blocks × position tiles.
+                        let block = Int(mr_channel_block()), tiles = Int(mr_channel_tiles(Int32(oh), Int32(ow)))
+                        let blocks = (cout + block - 1) / block
+                        // With enough blocks (or as many as threads, evenly), threads take whole blocks,
+                        // so each reads only its share of the weights; otherwise they split a block's tiles too.
+                        let perTask = blocks >= 2 * chunks || blocks % chunks == 0 ? tiles : 1
+                        channelPackedWeight.withUnsafeBufferPointer { packed in
+                            Parallel.forEachChunk(blocks * tiles / perTask, limit: chunks,
+                                                  minimumWork: perTask * (oh * ow / tiles) * k * block / 16) { chunk, tasks in
+                                let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
+                                mr_conv_channels_prepared(inputPointer, tasks.lowerBound * perTask, tasks.upperBound * perTask,
+                                                          offset, Int32(cout), packed.baseAddress!, groupDst, groupBias, relu)
+                            }
                         }
                     }
                 }

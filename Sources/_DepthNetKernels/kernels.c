@@ -315,8 +315,30 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
 
 int mr_prepared_step(void) { return mr_kernel_level_cached() == 2 ? 48 : 32; }
 
-void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *offset, int m, const float *packed,
-                             float *dst, const float *bias, int relu) {
+/// One step of mr_conv_panels_prepared: `width` (48, 32 or 16) positions from j, row block q.
+static inline void prepared_step(const mr_conv_prepared *d, long n, int k, int level, long j, int width, int q, int m,
+                                 const int *offset, const float *packed, float *dst, const float *bias, int relu) {
+    const float *seg[3] = {0, 0, 0};
+    for (int t = 0; t < width / 16; t++) {
+        long js = j + 16 * t;
+        int oy = (int)(js / d->ow), ox = (int)(js % d->ow);
+        seg[t] = d->src + (long)oy * d->stride * d->wq + ox;
+    }
+    int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
+    const float *a = packed + (long)q * MR_ROWS * k;
+    float *ct = dst + (long)q * MR_ROWS * n + j;
+    const float *bq = bias ? bias + q * MR_ROWS : 0;
+    if (level == 2) {
+        if (width == 48) direct48_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
+        else if (width == 32) direct32_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
+        else direct16_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
+    } else {
+        direct_avx2(rows, k, a, seg[0], seg[1], offset, ct, n, bq, relu, width);
+    }
+}
+
+void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *offset, int m, int q0, int q1,
+                             const float *packed, float *dst, const float *bias, int relu) {
     long n = (long)d->oh * d->ow;
     int k = d->cin * d->kh * d->kw, s = d->stride;
     int level = mr_kernel_level_cached();
@@ -325,32 +347,192 @@ void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *o
         for (int ky = 0; ky < d->kh; ky++)
             for (int kx = 0; kx < d->kw; kx++)
                 offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
-    int panels_m = (m + MR_ROWS - 1) / MR_ROWS;
     // Positions [j0, j1) ∩ [0, n), in steps of 48 columns (AVX-512) or 32, then a 16- or 32-column
     // tail; every 16-column segment lies inside one output row because ow is a multiple of 16.
-    long j = j0, end = j1 < n ? j1 : n;
-    while (j < end) {
-        int width = level == 2 && end - j >= 48 ? 48 : (end - j >= 32 ? 32 : 16);
-        const float *seg[3] = {0, 0, 0};
-        for (int t = 0; t < width / 16; t++) {
-            long js = j + 16 * t;
-            int oy = (int)(js / d->ow), ox = (int)(js % d->ow);
-            seg[t] = d->src + (long)oy * s * d->wq + ox;
-        }
-        for (int q = 0; q < panels_m; q++) {
-            int rows = m - q * MR_ROWS < MR_ROWS ? m - q * MR_ROWS : MR_ROWS;
-            const float *a = packed + (long)q * MR_ROWS * k;
-            float *ct = dst + (long)q * MR_ROWS * n + j;
-            const float *bq = bias ? bias + q * MR_ROWS : 0;
-            if (level == 2) {
-                if (width == 48) direct48_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
-                else if (width == 32) direct32_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
-                else direct16_avx512(rows, k, a, seg, offset, ct, n, bq, relu);
-            } else {
-                direct_avx2(rows, k, a, seg[0], seg[1], offset, ct, n, bq, relu, width);
+    long end = j1 < n ? j1 : n;
+#define STEP_WIDTH(j) (level == 2 && end - (j) >= 48 ? 48 : (end - (j) >= 32 ? 32 : 16))
+    long weights = (long)(q1 - q0) * MR_ROWS * k, input = (long)s * d->cin * d->hp * d->wq;
+    if (weights > input) {
+        // The weights outweigh the input (deep layers): each row block's weights are read once,
+        // for all positions, while the input stays in cache.
+        for (int q = q0; q < q1; q++)
+            for (long j = j0; j < end; j += STEP_WIDTH(j))
+                prepared_step(d, n, k, level, j, STEP_WIDTH(j), q, m, offset, packed, dst, bias, relu);
+    } else {
+        for (long j = j0; j < end; j += STEP_WIDTH(j))
+            for (int q = q0; q < q1; q++)
+                prepared_step(d, n, k, level, j, STEP_WIDTH(j), q, m, offset, packed, dst, bias, relu);
+    }
+#undef STEP_WIDTH
+}
+
+// ---- Channel-vectorised convolution for small outputs ----
+// Rows under 16 positions wide (the 8×8 and 4×4 layers of a 128 input) cannot fill the position
+// vectors of the kernels above. Here the vector runs over output channels instead (32 with AVX-512,
+// 16 with AVX2, weights packed [block][k][channel]) and each input value of a tile of up to 12
+// (AVX-512) or 6 (AVX2) output positions is broadcast: per k step 2 weight loads and one broadcast
+// per position feed two FMAs per position, reading the prepared input in place.
+
+typedef struct {
+    int colgroups, rowgroups, max_positions;
+} chan_tiling;
+
+static chan_tiling chan_tiles(int oh, int ow, int max_positions) {
+    chan_tiling t;
+    t.max_positions = max_positions;
+    t.colgroups = (ow + max_positions - 1) / max_positions;
+    int nc = (ow + t.colgroups - 1) / t.colgroups;
+    int max_rows = max_positions / nc;
+    if (max_rows > 3) max_rows = 3;
+    if (max_rows < 1) max_rows = 1;
+    t.rowgroups = (oh + max_rows - 1) / max_rows;
+    return t;
+}
+
+static int chan_max_positions(void) { return mr_kernel_level_cached() == 2 ? 12 : 6; }
+
+int mr_channel_block(void) { return mr_kernel_level_cached() == 2 ? 32 : 16; }
+
+long mr_channel_packed_size(int m, int k) {
+    int cb = mr_channel_block();
+    return (long)((m + cb - 1) / cb) * cb * k;
+}
+
+void mr_pack_channels(int m, int k, const float *a, int lda, float *packed) {
+    int cb = mr_channel_block(), blocks = (m + cb - 1) / cb;
+    for (int p = 0; p < blocks; p++)
+        for (int kk = 0; kk < k; kk++)
+            for (int j = 0; j < cb; j++) {
+                int row = p * cb + j;
+                packed[((long)p * k + kk) * cb + j] = row < m ? a[(long)row * lda + kk] : 0.0f;
+            }
+}
+
+long mr_channel_tiles(int oh, int ow) {
+    chan_tiling t = chan_tiles(oh, ow, chan_max_positions());
+    return (long)t.rowgroups * t.colgroups;
+}
+
+/// R rows × C consecutive columns of positions; row r's input at rowp[r] + offset[kk] + c.
+/// buf gets the raw sums, [R·C][32].
+__attribute__((target("avx512f"), always_inline))
+static inline void chan_body_avx512(int R, int C, int k, const float *w, const int *offset, const float *const *rowp,
+                                    float *buf) {
+    __m512 acc[3][12][2];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c][0] = acc[r][c][1] = _mm512_setzero_ps();
+    const float *p0 = rowp[0], *p1 = rowp[R > 1 ? 1 : 0], *p2 = rowp[R > 2 ? 2 : 0];
+    for (int kk = 0; kk < k; kk++) {
+        __m512 w0 = _mm512_loadu_ps(w + kk * 32), w1 = _mm512_loadu_ps(w + kk * 32 + 16);
+        int o = offset[kk];
+        for (int r = 0; r < R; r++) {
+            const float *q = (r == 0 ? p0 : r == 1 ? p1 : p2) + o;
+            for (int c = 0; c < C; c++) {
+                __m512 b = _mm512_set1_ps(q[c]);
+                acc[r][c][0] = _mm512_fmadd_ps(w0, b, acc[r][c][0]);
+                acc[r][c][1] = _mm512_fmadd_ps(w1, b, acc[r][c][1]);
             }
         }
-        j += width;
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            _mm512_storeu_ps(buf + (r * C + c) * 32, acc[r][c][0]);
+            _mm512_storeu_ps(buf + (r * C + c) * 32 + 16, acc[r][c][1]);
+        }
+}
+
+#define CHAN_CASE_512(R, C) \
+    case (R) * 16 + (C): chan_body_avx512(R, C, k, w, offset, rowp, buf); break;
+
+__attribute__((target("avx512f")))
+static void chan_tile_avx512(int R, int C, int k, const float *w, const int *offset, const float *const *rowp,
+                             float *buf) {
+    switch (R * 16 + C) {
+        CHAN_CASE_512(1, 1) CHAN_CASE_512(1, 2) CHAN_CASE_512(1, 3) CHAN_CASE_512(1, 4)
+        CHAN_CASE_512(1, 5) CHAN_CASE_512(1, 6) CHAN_CASE_512(1, 7) CHAN_CASE_512(1, 8)
+        CHAN_CASE_512(1, 9) CHAN_CASE_512(1, 10) CHAN_CASE_512(1, 11) CHAN_CASE_512(1, 12)
+        CHAN_CASE_512(2, 1) CHAN_CASE_512(2, 2) CHAN_CASE_512(2, 3) CHAN_CASE_512(2, 4)
+        CHAN_CASE_512(2, 5) CHAN_CASE_512(2, 6)
+        CHAN_CASE_512(3, 1) CHAN_CASE_512(3, 2) CHAN_CASE_512(3, 3) CHAN_CASE_512(3, 4)
+        default: abort();
+    }
+}
+
+/// The AVX2 body: 16 channels (two ymm) × up to 6 positions.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void chan_body_avx2(int R, int C, int k, const float *w, const int *offset, const float *const *rowp,
+                                  float *buf) {
+    __m256 acc[3][6][2];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
+    const float *p0 = rowp[0], *p1 = rowp[R > 1 ? 1 : 0], *p2 = rowp[R > 2 ? 2 : 0];
+    for (int kk = 0; kk < k; kk++) {
+        __m256 w0 = _mm256_loadu_ps(w + kk * 16), w1 = _mm256_loadu_ps(w + kk * 16 + 8);
+        int o = offset[kk];
+        for (int r = 0; r < R; r++) {
+            const float *q = (r == 0 ? p0 : r == 1 ? p1 : p2) + o;
+            for (int c = 0; c < C; c++) {
+                __m256 b = _mm256_broadcast_ss(q + c);
+                acc[r][c][0] = _mm256_fmadd_ps(w0, b, acc[r][c][0]);
+                acc[r][c][1] = _mm256_fmadd_ps(w1, b, acc[r][c][1]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            _mm256_storeu_ps(buf + (r * C + c) * 16, acc[r][c][0]);
+            _mm256_storeu_ps(buf + (r * C + c) * 16 + 8, acc[r][c][1]);
+        }
+}
+
+#define CHAN_CASE_2(R, C) \
+    case (R) * 16 + (C): chan_body_avx2(R, C, k, w, offset, rowp, buf); break;
+
+__attribute__((target("avx2,fma")))
+static void chan_tile_avx2(int R, int C, int k, const float *w, const int *offset, const float *const *rowp,
+                           float *buf) {
+    switch (R * 16 + C) {
+        CHAN_CASE_2(1, 1) CHAN_CASE_2(1, 2) CHAN_CASE_2(1, 3) CHAN_CASE_2(1, 4) CHAN_CASE_2(1, 5) CHAN_CASE_2(1, 6)
+        CHAN_CASE_2(2, 1) CHAN_CASE_2(2, 2) CHAN_CASE_2(2, 3)
+        CHAN_CASE_2(3, 1) CHAN_CASE_2(3, 2)
+        default: abort();
+    }
+}
+
+void mr_conv_channels_prepared(const mr_conv_prepared *d, long t0, long t1, int *offset, int m, const float *packed,
+                               float *dst, const float *bias, int relu) {
+    long n = (long)d->oh * d->ow;
+    int k = d->cin * d->kh * d->kw, s = d->stride;
+    int level = mr_kernel_level_cached(), cb = mr_channel_block();
+    int r = 0;
+    for (int c = 0; c < d->cin; c++)
+        for (int ky = 0; ky < d->kh; ky++)
+            for (int kx = 0; kx < d->kw; kx++)
+                offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
+    chan_tiling t = chan_tiles(d->oh, d->ow, chan_max_positions());
+    long tiles = (long)t.rowgroups * t.colgroups;
+    float buf[12 * 32];
+    for (long task = t0; task < t1; task++) {
+        int block = (int)(task / tiles), tile = (int)(task % tiles);
+        int rg = tile / t.colgroups, cg = tile % t.colgroups;
+        int y0 = rg * d->oh / t.rowgroups, y1 = (rg + 1) * d->oh / t.rowgroups;
+        int x0 = cg * d->ow / t.colgroups, x1 = (cg + 1) * d->ow / t.colgroups;
+        int R = y1 - y0, C = x1 - x0;
+        const float *rowp[3];
+        for (int i = 0; i < R; i++) rowp[i] = d->src + (long)(y0 + i) * s * d->wq + x0;
+        const float *w = packed + (long)block * cb * k;
+        if (level == 2) chan_tile_avx512(R, C, k, w, offset, rowp, buf);
+        else chan_tile_avx2(R, C, k, w, offset, rowp, buf);
+        int c0 = block * cb, channels = m - c0 < cb ? m - c0 : cb;
+        for (int j = 0; j < channels; j++) {
+            float add = bias ? bias[c0 + j] : 0.0f;
+            float *out = dst + (long)(c0 + j) * n;
+            for (int i = 0; i < R; i++)
+                for (int c = 0; c < C; c++) {
+                    float v = buf[(i * C + c) * cb + j] + add;
+                    out[(long)(y0 + i) * d->ow + x0 + c] = relu && v < 0.0f ? 0.0f : v;
+                }
+        }
     }
 }
 

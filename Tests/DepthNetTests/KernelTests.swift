@@ -109,9 +109,30 @@ struct ConvolutionShapeTests {
         #expect(worst < 1e-5, "\(height)×\(width) stride \(stride): worst difference \(worst)")
     }
 
-    @Test("a layer fed through makePaddedInput gives what it gives on the plain tensor")
-    func paddedInput() throws {
-        let (cin, cout, h, w) = (6, 9, 12, 32)
+    /// Rows shorter than 16 or not a multiple of it (the 8×8 and 4×4 layers of a 128 input) run on the
+    /// channel-vectorised kernel: several channel blocks with a partial last block, 1–3-row tiles,
+    /// column runs split in two or three, both strides.
+    @Test("short output rows (channel-vector kernel)", arguments: [
+        (8, 8, 1, 7, 40), (4, 4, 1, 9, 33), (16, 16, 2, 5, 20), (3, 5, 1, 4, 70), (7, 13, 1, 3, 32),
+        (1, 1, 1, 6, 17), (9, 30, 2, 3, 12), (6, 20, 1, 2, 64), (5, 28, 1, 3, 8), (8, 8, 1, 96, 64),
+    ])
+    func shortRows(height: Int, width: Int, stride: Int, cin: Int, cout: Int) {
+        var state: UInt32 = 777
+        func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
+        let x = (0..<(cin * height * width)).map { _ in next() }
+        let weight = (0..<(cout * cin * 9)).map { _ in next() }, bias = (0..<cout).map { _ in next() }
+        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
+        let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: Workspace()).toArray()
+        let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
+                                      kernel: 3, stride: stride, padding: 1)
+        #expect(y.count == expected.count)
+        let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 1e-5 * Float(max(1, cin / 8)), "\(height)×\(width) stride \(stride) \(cin)→\(cout): worst difference \(worst)")
+    }
+
+    @Test("a layer fed through makePaddedInput gives what it gives on the plain tensor", arguments: [32, 8, 4])
+    func paddedInput(w: Int) throws {
+        let (cin, cout, h) = (6, 9, 12)
         let x = (0..<(cin * h * w)).map { Float(($0 * 37) % 101) / 50 - 1 }
         let weight = (0..<(cout * cin * 9)).map { Float(($0 * 13) % 29) / 29 - 0.5 }
         let conv = Conv2D(weight: weight, bias: (0..<cout).map { Float($0) / 10 }, outChannels: cout, inChannels: cin,

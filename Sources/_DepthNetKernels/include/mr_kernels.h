@@ -70,13 +70,37 @@ typedef struct {
 /// [j0, j1) ∩ [0, oh·ow) (j0, j1 multiples of 16) are computed in steps of 48 (AVX-512) or 32
 /// columns and a 16- or 32-column tail, each 16-column segment inside one output row, reading the
 /// patches in place. Callers splitting a layer should cut at multiples of
-/// mr_prepared_step() so that only the layer's last range has a (slower) tail. `offset` has room
-/// for cin·kh·kw ints. Requires mr_kernel_level() > 0.
-void mr_conv_panels_prepared(const mr_conv_prepared *input, long j0, long j1, int *offset, int m,
+/// mr_prepared_step() so that only the layer's last range has a (slower) tail. Only output
+/// channels of the row blocks [q0, q1) (MR_ROWS channels each; m is the total) are computed; when
+/// their weights outweigh the input, the loop runs row block by row block, so each weight is read
+/// once. `offset` has room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
+void mr_conv_panels_prepared(const mr_conv_prepared *input, long j0, long j1, int *offset, int m, int q0, int q1,
                              const float *packed, float *dst, const float *bias, int relu);
 
 /// The column step of mr_conv_panels_prepared: 48 with AVX-512, 32 otherwise.
 int mr_prepared_step(void);
+
+/// Output channels per block of the channel-vectorised kernel: 32 with AVX-512, 16 with AVX2.
+int mr_channel_block(void);
+
+/// Floats needed by mr_pack_channels for an M × K matrix.
+long mr_channel_packed_size(int m, int k);
+
+/// Packs row-major A (M × K, row stride lda) into blocks of mr_channel_block() rows with the rows
+/// innermost, packed[b][kk][j] = A(b·block + j, kk), zero-padded to whole blocks.
+void mr_pack_channels(int m, int k, const float *a, int lda, float *packed);
+
+/// Position tiles of mr_conv_channels_prepared for an oh × ow output: up to 12 (AVX-512) or 6
+/// positions each, whole rows or even column runs, up to 3 rows.
+long mr_channel_tiles(int oh, int ow);
+
+/// A convolution on a prepared input with the vector over output channels, for outputs whose rows
+/// are too short for mr_conv_panels_prepared (any ow): tasks [t0, t1) of
+/// channel blocks × mr_channel_tiles(oh, ow), task = block·tiles + tile (tasks of one block are
+/// adjacent, so a thread's run of tasks reuses that block's weights). `packed` is from
+/// mr_pack_channels; `offset` has room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
+void mr_conv_channels_prepared(const mr_conv_prepared *input, long t0, long t1, int *offset, int m,
+                               const float *packed, float *dst, const float *bias, int relu);
 
 /// One output row of an exact ×2 bilinear upsampling with align_corners = false: the source row
 /// is a·r0 + b·r1 (the vertical blend, w floats each), and out (2w floats) gets out[0] = row[0],
