@@ -6,11 +6,14 @@
 #include <stdint.h>
 #include <time.h>
 
-// The job state is one 64-bit word, so that a worker claims a piece with one compare-and-swap
-// that also checks which job it belongs to: bits 0–19 the piece count, 20–39 the next unclaimed
-// piece, 40–47 the job's thread count. A worker reads `fn` and `context` only after claiming a
-// piece, and the caller replaces them only after every claimed piece has reported done, so a
-// worker never runs a piece with another job's function.
+// The job state is one 64-bit word, so that a thread claims a piece with one compare-and-swap
+// that also checks which job it belongs to: bits 0–19 one past the last unclaimed piece ("back"),
+// 20–39 the first unclaimed piece ("front"), 40–47 the job's thread count. The caller claims
+// from the front and the workers from the back, so with two threads each runs one contiguous
+// run of pieces, and the next loop over the same rows splits them about the same way: a thread
+// mostly reads what it wrote itself, from its own cache. A worker reads `fn` and `context` only
+// after claiming a piece, and the caller replaces them only after every claimed piece has
+// reported done, so a worker never runs a piece with another job's function.
 #define PIECES_BITS 20
 #define PIECES_MASK ((1ULL << PIECES_BITS) - 1)
 #define NEXT_SHIFT PIECES_BITS
@@ -35,8 +38,8 @@ static inline uint64_t pack(long next, long pieces, int threads) {
 }
 
 static inline int has_work(uint64_t word, int slot) {
-    uint64_t pieces = word & PIECES_MASK, next = (word >> NEXT_SHIFT) & PIECES_MASK;
-    return next < pieces && slot < (int)(word >> THREADS_SHIFT);
+    uint64_t back = word & PIECES_MASK, front = (word >> NEXT_SHIFT) & PIECES_MASK;
+    return front < back && slot < (int)(word >> THREADS_SHIFT);
 }
 
 static inline void cpu_relax(void) {
@@ -53,13 +56,15 @@ static long now_ns(void) {
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/// Claims and runs pieces of the current job as `slot` until none is left; returns how many ran.
+/// Claims and runs pieces of the current job as `slot` until none is left (the caller, slot 0,
+/// from the front, workers from the back); returns how many ran.
 static long work(int slot) {
     long ran = 0;
     uint64_t word = atomic_load(&job_word);
     while (has_work(word, slot)) {
-        if (atomic_compare_exchange_weak(&job_word, &word, word + (1ULL << NEXT_SHIFT))) {
-            long piece = (long)((word >> NEXT_SHIFT) & PIECES_MASK);
+        uint64_t claimed = slot == 0 ? word + (1ULL << NEXT_SHIFT) : word - 1;
+        if (atomic_compare_exchange_weak(&job_word, &word, claimed)) {
+            long piece = slot == 0 ? (long)((word >> NEXT_SHIFT) & PIECES_MASK) : (long)(word & PIECES_MASK) - 1;
             job_fn(job_context, piece, slot);
             atomic_fetch_add(&job_done, 1);
             ran++;
