@@ -224,11 +224,57 @@ public struct Conv2D: Sendable {
         return y
     }
 
+    /// Whether this layer can write its output for an input of `height × width` straight into the
+    /// zero-padded input buffer of the layer that follows (see
+    /// ``callAsFunction(_:activation:intoPadded:padding:workspace:)``): the packed kernels' prepared
+    /// paths, one group, stride 1 or 2, bias and ReLU or no activation.
+    public func writesPaddedOutput(height: Int, width: Int, activation: Activation) -> Bool {
+        let (oh, ow) = outputSize(height: height, width: width)
+        return usesPackedKernel && groups == 1 && stride <= 2 && oh > 0 && ow > 0
+            && (ow % 16 == 0 || !channelPackedWeight.isEmpty) && (activation == .identity || activation == .relu)
+    }
+
+    /// Applies the layer to `x` (batch 1) and writes the result into the interior of `out`, a
+    /// buffer from the next layer's ``makePaddedInput(height:width:activation:workspace:)`` with
+    /// `padding` (that layer's padding), so the next layer needs no padded copy of its input.
+    /// - Precondition: ``writesPaddedOutput(height:width:activation:)``.
+    public func callAsFunction(_ x: Tensor, activation: Activation, intoPadded out: Tensor, padding: Int, workspace: Workspace) {
+        precondition(x.rank == 4 && x.shape[0] == 1 && x.channels == inChannels, "Conv2D(intoPadded:): input \(x.shape)")
+        run(x.base, paddedInput: false, height: x.height, width: x.width, activation: activation, intoPadded: out,
+            padding: padding, workspace: workspace)
+    }
+
+    /// ``callAsFunction(padded:height:width:activation:workspace:)`` writing into the interior of
+    /// the next layer's padded input `out` (see ``callAsFunction(_:activation:intoPadded:padding:workspace:)``).
+    public func callAsFunction(padded: Tensor, height h: Int, width w: Int, activation: Activation,
+                               intoPadded out: Tensor, padding: Int, workspace: Workspace) {
+        precondition(readsPaddedCopy(height: h, width: w, activation: activation)
+                     && padded.shape == [1, inChannels, h + 2 * padding, w + 2 * padding],
+                     "Conv2D(padded:intoPadded:): \(padded.shape) is not this layer's padded input for \(h)×\(w)")
+        run(padded.base, paddedInput: true, height: h, width: w, activation: activation, intoPadded: out,
+            padding: padding, workspace: workspace)
+    }
+
+    private func run(_ src: UnsafePointer<Float>, paddedInput: Bool, height h: Int, width w: Int, activation: Activation,
+                     intoPadded out: Tensor, padding pad: Int, workspace: Workspace) {
+        let (oh, ow) = outputSize(height: h, width: w)
+        precondition(writesPaddedOutput(height: h, width: w, activation: activation)
+                     && out.shape == [1, outChannels, oh + 2 * pad, ow + 2 * pad],
+                     "Conv2D(intoPadded:): \(out.shape) is not a padded buffer for this layer's \(oh)×\(ow) output")
+        let layout = mr_conv_output(dst: out.base, plane: (oh + 2 * pad) * (ow + 2 * pad), row: Int32(ow + 2 * pad), pad: Int32(pad))
+        weight.withUnsafeBufferPointer { wp in
+            gemmConvolution(group: 0, src, h, w, wp.baseAddress!, out.base, oh, ow, workspace, epilogue: activation,
+                            paddedInput: paddedInput, output: layout)
+        }
+    }
+
     /// `paddedInput`: `src` is already the zero-padded copy (see ``makePaddedInput(height:width:activation:workspace:)``).
+    /// `output`: where the prepared paths write (default: plain NCHW at `dst`); only layers for
+    /// which ``writesPaddedOutput(height:width:activation:)`` holds may be given one.
     private func gemmConvolution(
         group g: Int, _ src: UnsafePointer<Float>, _ h: Int, _ w: Int,
         _ weights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int,
-        _ workspace: Workspace, epilogue: Activation?, paddedInput: Bool = false
+        _ workspace: Workspace, epilogue: Activation?, paddedInput: Bool = false, output: mr_conv_output? = nil
     ) {
         let cin = inChannels / groups, cout = outChannels / groups
         let k = cin * kernelHeight * kernelWidth
@@ -248,9 +294,10 @@ public struct Conv2D: Sendable {
             var input = mr_conv_prepared(src: prepared.map { UnsafePointer($0.base) } ?? groupSrc, cin: Int32(cin),
                                          hp: Int32(hp), wq: Int32(wq), kh: Int32(kernelHeight), kw: Int32(kernelWidth),
                                          stride: Int32(stride), oh: Int32(oh), ow: Int32(ow))
+            var out = output ?? mr_conv_output(dst: groupDst, plane: oh * ow, row: Int32(ow), pad: 0)
             biasValues.withUnsafeBufferPointer { bp in
                 let groupBias: UnsafePointer<Float>? = bp.isEmpty ? nil : bp.baseAddress! + g * cout
-                withUnsafePointer(to: &input) { inputPointer in
+                withUnsafePointer(to: &input) { inputPointer in withUnsafePointer(to: &out) { outPointer in
                     if ow % 16 == 0 {
                         // Output positions in 16-column row segments. Ranges are cut at multiples of
                         // the kernel's column step, so only the last has a tail.
@@ -267,7 +314,7 @@ public struct Conv2D: Sendable {
                                     let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
                                     mr_conv_panels_prepared(inputPointer, 0, positions, offset, Int32(cout),
                                                             Int32(blocks.lowerBound), Int32(blocks.upperBound),
-                                                            a, groupDst, groupBias, relu)
+                                                            a, outPointer, groupBias, relu)
                                 }
                                 return
                             }
@@ -276,7 +323,7 @@ public struct Conv2D: Sendable {
                                 let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
                                 mr_conv_panels_prepared(inputPointer, range.lowerBound * step,
                                                         min(range.upperBound * step, positions), offset, Int32(cout),
-                                                        0, Int32(rowBlocks), a, groupDst, groupBias, relu)
+                                                        0, Int32(rowBlocks), a, outPointer, groupBias, relu)
                             }
                         }
                     } else {
@@ -292,15 +339,16 @@ public struct Conv2D: Sendable {
                                                   minimumWork: perTask * (oh * ow / tiles) * k * block / 16) { chunk, tasks in
                                 let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
                                 mr_conv_channels_prepared(inputPointer, tasks.lowerBound * perTask, tasks.upperBound * perTask,
-                                                          offset, Int32(cout), packed.baseAddress!, groupDst, groupBias, relu)
+                                                          offset, Int32(cout), packed.baseAddress!, outPointer, groupBias, relu)
                             }
                         }
                     }
-                }
+                } }
             }
             withExtendedLifetime(prepared) {}
             return
         }
+        precondition(output == nil, "Conv2D: a padded output on a path that writes plain NCHW")
         if let epilogue {
             // Vector kernel, implicit GEMM: each task gathers the patches of 32 output positions
             // at a time into a small scratch panel (hot in cache) and multiplies it at once.

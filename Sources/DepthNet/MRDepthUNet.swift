@@ -56,6 +56,26 @@ public struct MRDepthUNet: Sendable {
     struct Block: Sendable {
         var conv1: Conv2D
         var conv2: Conv2D
+
+        /// conv1 then conv2, both with ReLU, on an input of `height × width` (plain, or conv1's
+        /// zero-padded input when `inputIsPadded`). With batch 1 and the packed kernels, conv1 writes
+        /// straight into conv2's zero-padded input, so conv2 makes no padded copy.
+        func callAsFunction(_ x: Tensor, inputIsPadded: Bool = false, height h: Int, width w: Int,
+                            workspace ws: Workspace) -> Tensor {
+            let (oh, ow) = conv1.outputSize(height: h, width: w)
+            if x.shape[0] == 1, conv1.writesPaddedOutput(height: h, width: w, activation: .relu),
+               let middle = conv2.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: ws) {
+                if inputIsPadded {
+                    conv1(padded: x, height: h, width: w, activation: .relu, intoPadded: middle, padding: conv2.padding, workspace: ws)
+                } else {
+                    conv1(x, activation: .relu, intoPadded: middle, padding: conv2.padding, workspace: ws)
+                }
+                return conv2(padded: middle, height: oh, width: ow, activation: .relu, workspace: ws)
+            }
+            let z = inputIsPadded ? conv1(padded: x, height: h, width: w, activation: .relu, workspace: ws)
+                                  : conv1(x, activation: .relu, workspace: ws)
+            return conv2(z, activation: .relu, workspace: ws)
+        }
     }
 
     /// The configuration the weights were loaded with.
@@ -114,25 +134,22 @@ public struct MRDepthUNet: Sendable {
         try Self.validate(x)
         var skips = [stem(x, activation: .relu, workspace: ws)]
         for block in encoders {
-            let y = block.conv1(skips.last!, activation: .relu, workspace: ws)
-            skips.append(block.conv2(y, activation: .relu, workspace: ws))
+            skips.append(block(skips.last!, height: skips.last!.height, width: skips.last!.width, workspace: ws))
         }
         var y = skips.removeLast()
         for block in decoders {
             let skip = skips.removeLast()
-            let z: Tensor
             if y.shape[0] == 1, let padded = block.conv1.makePaddedInput(height: skip.height, width: skip.width,
                                                                          activation: .relu, workspace: ws) {
                 // Upsample and concatenate straight into conv1's zero-padded input.
                 Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding)
-                z = block.conv1(padded: padded, height: skip.height, width: skip.width, activation: .relu, workspace: ws)
+                y = block(padded, inputIsPadded: true, height: skip.height, width: skip.width, workspace: ws)
             } else {
                 let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, workspace: ws) : Ops.concatChannels(
                     [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws), skip],
                     workspace: ws)
-                z = block.conv1(joined, activation: .relu, workspace: ws)
+                y = block(joined, height: skip.height, width: skip.width, workspace: ws)
             }
-            y = block.conv2(z, activation: .relu, workspace: ws)
         }
         if y.shape[0] == 1, let padded = headConv.makePaddedInput(height: x.height, width: x.width, activation: .relu, workspace: ws) {
             Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding)

@@ -130,6 +130,59 @@ struct ConvolutionShapeTests {
         #expect(worst < 1e-5 * Float(max(1, cin / 8)), "\(height)×\(width) stride \(stride) \(cin)→\(cout): worst difference \(worst)")
     }
 
+    /// A layer writing into the next layer's padded input (interior = its plain output, borders
+    /// still zero), from a plain input and from its own padded input, on both prepared paths.
+    @Test("a layer writing into the next layer's padded input", arguments: [(16, 32, 1), (8, 8, 1), (12, 20, 2), (16, 64, 2)])
+    func paddedOutput(height h: Int, width w: Int, stride: Int) throws {
+        let (cin, cout, pad) = (5, 40, 1)
+        let x = (0..<(cin * h * w)).map { Float(($0 * 37) % 101) / 50 - 1 }
+        let weight = (0..<(cout * cin * 9)).map { Float(($0 * 13) % 29) / 29 - 0.5 }
+        let conv = Conv2D(weight: weight, bias: (0..<cout).map { Float($0 % 7) / 10 - 0.3 }, outChannels: cout, inChannels: cin,
+                          kernel: (3, 3), stride: stride, padding: 1)
+        let next = Conv2D(weight: [Float](repeating: 0.1, count: 4 * cout * 9), bias: nil, outChannels: 4, inChannels: cout,
+                          kernel: (3, 3), padding: pad)
+        let workspace = Workspace()
+        let input = Tensor(shape: [1, cin, h, w], values: x)
+        let plain = conv(input, activation: .relu, workspace: workspace).toArray()
+        let (oh, ow) = conv.outputSize(height: h, width: w)
+        guard conv.writesPaddedOutput(height: h, width: w, activation: .relu),
+              let out = next.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: workspace) else {
+            #expect(!PackedKernel.isEnabled, "the packed kernel is on but the layer writes no padded output")
+            return
+        }
+        #expect(!conv.writesPaddedOutput(height: h, width: w, activation: .gelu))
+        let (hp, wp) = (oh + 2 * pad, ow + 2 * pad)
+        func interior(_ t: Tensor) -> [Float] {
+            let a = t.toArray()
+            var values: [Float] = []
+            for c in 0..<cout {
+                for y in 0..<oh {
+                    let row = (c * hp + y + pad) * wp + pad
+                    values += a[row..<(row + ow)]
+                }
+            }
+            return values
+        }
+        func border(_ t: Tensor) -> [Float] {
+            let a = t.toArray()
+            var values: [Float] = []
+            for i in 0..<(cout * hp * wp) {
+                let y = (i / wp) % hp, x = i % wp
+                if y < pad || y >= hp - pad || x < pad || x >= wp - pad { values.append(a[i]) }
+            }
+            return values
+        }
+        conv(input, activation: .relu, intoPadded: out, padding: pad, workspace: workspace)
+        #expect(interior(out) == plain)
+        #expect(border(out).allSatisfy { $0 == 0 })
+        if stride == 1, let paddedIn = conv.makePaddedInput(height: h, width: w, activation: .relu, workspace: workspace) {
+            Ops.copyPlanes(input, into: paddedIn.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+            let again = next.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: workspace)!
+            conv(padded: paddedIn, height: h, width: w, activation: .relu, intoPadded: again, padding: pad, workspace: workspace)
+            #expect(interior(again) == plain)
+        }
+    }
+
     @Test("a layer fed through makePaddedInput gives what it gives on the plain tensor", arguments: [32, 8, 4])
     func paddedInput(w: Int) throws {
         let (cin, cout, h) = (6, 9, 12)

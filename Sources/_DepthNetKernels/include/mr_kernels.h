@@ -66,6 +66,16 @@ typedef struct {
     int cin, hp, wq, kh, kw, stride, oh, ow;
 } mr_conv_prepared;
 
+/// Where a convolution on a prepared input writes: output channel o, row oy, column ox at
+/// dst[o·plane + (oy + pad)·row + pad + ox]. Plain NCHW: plane = oh·ow, row = ow, pad = 0; the
+/// interior of the zero-padded input of a following convolution: plane = hp·wp, row = wp, pad =
+/// its padding.
+typedef struct {
+    float *dst;
+    long plane;
+    int row, pad;
+} mr_conv_output;
+
 /// Like mr_conv_panels for a prepared input and ow a multiple of 16: output positions
 /// [j0, j1) ∩ [0, oh·ow) (j0, j1 multiples of 16) are computed in steps of 48 (AVX-512) or 32
 /// columns and a 16- or 32-column tail, each 16-column segment inside one output row, reading the
@@ -75,7 +85,7 @@ typedef struct {
 /// their weights outweigh the input, the loop runs row block by row block, so each weight is read
 /// once. `offset` has room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
 void mr_conv_panels_prepared(const mr_conv_prepared *input, long j0, long j1, int *offset, int m, int q0, int q1,
-                             const float *packed, float *dst, const float *bias, int relu);
+                             const float *packed, const mr_conv_output *out, const float *bias, int relu);
 
 /// The column step of mr_conv_panels_prepared: 48 with AVX-512, 32 otherwise.
 int mr_prepared_step(void);
@@ -100,7 +110,7 @@ long mr_channel_tiles(int oh, int ow);
 /// adjacent, so a thread's run of tasks reuses that block's weights). `packed` is from
 /// mr_pack_channels; `offset` has room for cin·kh·kw ints. Requires mr_kernel_level() > 0.
 void mr_conv_channels_prepared(const mr_conv_prepared *input, long t0, long t1, int *offset, int m,
-                               const float *packed, float *dst, const float *bias, int relu);
+                               const float *packed, const mr_conv_output *out, const float *bias, int relu);
 
 /// One output row of an exact ×2 bilinear upsampling with align_corners = false: the source row
 /// is a·r0 + b·r1 (the vertical blend, w floats each), and out (2w floats) gets out[0] = row[0],
