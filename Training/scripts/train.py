@@ -9,6 +9,7 @@ Loss (per image, then averaged):
          + 0.5 * multi-scale gradient matching of log depth (4 scales)
   back : L1 between log(1 + softplus(o1)) and log(back / front), weight 1 + 4 * mask
   mask : BCE with logits + soft Dice (Dice only on images with an object)
+         [+ --lovasz W times the Lovasz hinge, a convex surrogate of 1 - IoU, on images with an object]
 """
 import argparse
 import glob
@@ -85,7 +86,19 @@ def grad_loss(d, scales=4):
     return loss / scales
 
 
-def losses(o, f, b, m, mask_weight=0.5):
+def lovasz_hinge(logits, labels):
+    """Lovasz hinge (Berman et al., CVPR 2018): a convex surrogate of 1 - IoU for one image's mask logits."""
+    signs = 2.0 * labels - 1.0
+    errors = 1.0 - logits * signs
+    errors_sorted, perm = torch.sort(errors, descending=True)
+    gt_sorted = labels[perm]
+    gts = gt_sorted.sum()
+    jaccard = 1.0 - (gts - gt_sorted.cumsum(0)) / (gts + (1.0 - gt_sorted).cumsum(0))
+    jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return torch.dot(F.relu(errors_sorted), jaccard)
+
+
+def losses(o, f, b, m, mask_weight=0.5, lovasz_weight=0.0):
     logf = torch.log(f)
     d = o[:, 0] - logf
     dm = d.mean((1, 2))
@@ -101,6 +114,10 @@ def losses(o, f, b, m, mask_weight=0.5):
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2)) + mf.sum((1, 2)) + 1)
     has = (mf.sum((1, 2)) > 0).float()
     l_mask = l_bce + dice * has
+    if lovasz_weight > 0:
+        lov = torch.stack([lovasz_hinge(o[i, 2].flatten(), mf[i].flatten()) if has[i] > 0 else o.new_zeros(())
+                           for i in range(o.shape[0])])
+        l_mask = l_mask + lovasz_weight * lov
     total = l_front + 0.5 * l_grad + l_back + mask_weight * l_mask
     return total.mean(), dict(front=l_front.mean().item(), grad=l_grad.mean().item(), back=l_back.mean().item(),
                               mask=l_mask.mean().item())
@@ -148,6 +165,8 @@ def main():
     ap.add_argument("--widths", default="16,32,64,128,256")
     ap.add_argument("--init", help="start from this checkpoint's weights (fresh optimiser and schedule): a second stage")
     ap.add_argument("--mask-weight", type=float, default=0.5, help="weight of the mask loss in the total")
+    ap.add_argument("--lovasz", type=float, default=0.0,
+                    help="weight of a Lovasz-hinge IoU surrogate added to the mask loss (images with an object)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.run, exist_ok=True)
@@ -212,7 +231,7 @@ def main():
         x, fr, bk, mk = augment(rgb_all[idx], front_all[idx], back_all[idx], mask_all[idx], g)
         f, b = targets(fr, bk, mk)
         o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
-        loss, parts = losses(o, f, b, mk, a.mask_weight)
+        loss, parts = losses(o, f, b, mk, a.mask_weight, a.lovasz)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -79,6 +79,25 @@ class MetricTests(unittest.TestCase):
         self.assertGreater(out["front_absrel"], 0.1)
 
 
+class LossTests(unittest.TestCase):
+    def test_lovasz_hinge(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        from train import lovasz_hinge
+        labels = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0])
+        # every pixel on the right side with a margin of at least 1: no loss
+        self.assertEqual(lovasz_hinge(torch.tensor([2.0, 1.0, -1.0, -3.0, -1.5]), labels).item(), 0.0)
+        # all logits 0: every hinge error is 1, and the loss is the Jaccard loss of predicting everything
+        self.assertAlmostEqual(lovasz_hinge(torch.zeros(5), labels).item(), 1.0, places=6)
+        # one missed object pixel costs more than one extra background pixel (IoU 1/2 vs 2/3)
+        missed = lovasz_hinge(torch.tensor([2.0, -2.0, -2.0, -2.0, -2.0]), labels).item()
+        extra = lovasz_hinge(torch.tensor([2.0, 2.0, 2.0, -2.0, -2.0]), labels).item()
+        self.assertGreater(missed, extra)
+        # the gradient at 0 pushes object logits up
+        x = torch.zeros(5, requires_grad=True)
+        lovasz_hinge(x, labels).backward()
+        self.assertTrue((x.grad[:2] < 0).all())
+
+
 class ModelTests(unittest.TestCase):
     def test_output_contract(self):
         torch.manual_seed(0)
