@@ -11,6 +11,10 @@ import Imaging
 ///    depth beyond the front surface, depth before the back surface, and the mask
 ///    probability above the threshold (converted from pixels to voxels), so the surface
 ///    is the level 0 of a smooth field.
+///    Where the voxels are finer than the maps' pixels, the field is then smoothed by a few
+///    passes of a separable [1 2 1]/4 filter: otherwise the pixels' bilinear facets on the thin,
+///    steep skirt at a silhouette (where a network's depth blurs into the background) leave
+///    sub-voxel slivers that marching cubes turns into comb-like fins full of holes.
 /// 2. Marching cubes (closed, consistently wound) → the largest connected component.
 /// 3. Taubin λ/μ smoothing, which does not shrink the object.
 /// 4. Vertex colours from the photo: a vertex facing the camera and lying on the front
@@ -36,6 +40,10 @@ public struct ObjectMesher: Sendable {
         /// Thinnest wall, in voxels: the back surface is kept at least this far behind the
         /// front one, so thin predicted parts do not break up into see-through holes.
         public var minimumThickness: Float = 2
+        /// Passes of the separable [1 2 1]/4 filter over the carved field before marching cubes
+        /// (each pass along x, y and z) when the voxels are finer than the maps' pixels; 0 turns
+        /// it off.
+        public var fieldSmoothingPasses: Int = 2
 
         public init() {}
     }
@@ -148,9 +156,72 @@ public struct ObjectMesher: Sendable {
             }
             }
         }
+        // Smoothing only where voxels are finer than the maps' pixels (at the object's middle
+        // depth): coarser voxels cannot resolve the pixels' bilinear facets, and there the filter
+        // would only round the object off.
+        let middleDepth = -(origin.z + Float(nz) * voxel / 2)
+        if middleDepth > 0, voxel * f / middleDepth < 1 {
+            for _ in 0..<options.fieldSmoothingPasses { smoothField(&values, nx, ny, nz) }
+        }
         let volume = Volume(width: nx, height: ny, depth: nz, values: values, origin: origin,
                             spacing: SIMD3(repeating: voxel))
         return (volume, voxel)
+    }
+
+    /// One pass of the [1 2 1]/4 filter along x, then y, then z over the interior of an
+    /// nx × ny × nz field (x fastest); the border voxels keep their values, so the surface stays
+    /// closed. Lines are independent, so the result does not depend on the thread count.
+    func smoothField(_ values: inout [Float], _ nx: Int, _ ny: Int, _ nz: Int) {
+        guard nx > 2, ny > 2, nz > 2 else { return }
+        let planeSize = nx * ny
+        values.withUnsafeMutableBufferPointer { buffer in
+            let field = UnsafeSendable(value: buffer.baseAddress!)
+            // x and y: plane by plane (interior planes only).
+            let workers = max(1, min(options.threads, nz - 2))
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * nx) { scratch in
+                    let before = scratch.baseAddress!, saved = before + nx
+                    for z in stride(from: 1 + worker, to: nz - 1, by: workers) {
+                        let plane = field.value + z * planeSize
+                        for y in 1..<(ny - 1) {
+                            let row = plane + y * nx
+                            var left = row[0]
+                            for x in 1..<(nx - 1) {
+                                let centre = row[x]
+                                row[x] = 0.25 * (left + row[x + 1]) + 0.5 * centre
+                                left = centre
+                            }
+                        }
+                        before.update(from: plane, count: nx)
+                        for y in 1..<(ny - 1) { Self.blend(nx, before, plane + y * nx, plane + (y + 1) * nx, saved) }
+                    }
+                }
+            }
+            // z: row by row (interior rows only).
+            let rowWorkers = max(1, min(options.threads, ny - 2))
+            DispatchQueue.concurrentPerform(iterations: rowWorkers) { worker in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * nx) { scratch in
+                    let before = scratch.baseAddress!, saved = before + nx
+                    for y in stride(from: 1 + worker, to: ny - 1, by: rowWorkers) {
+                        let column = field.value + y * nx
+                        before.update(from: column, count: nx)
+                        for z in 1..<(nz - 1) {
+                            Self.blend(nx, before, column + z * planeSize, column + (z + 1) * planeSize, saved)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One row of a line-by-line pass of the filter: row[x] = ¼·before[x] + ½·row[x] + ¼·after[x]
+    /// for the interior x, where `before` holds the previous row as it was before this pass (and
+    /// gets this row's old values for the next call).
+    private static func blend(_ nx: Int, _ before: UnsafeMutablePointer<Float>, _ row: UnsafeMutablePointer<Float>,
+                              _ after: UnsafePointer<Float>, _ saved: UnsafeMutablePointer<Float>) {
+        saved.update(from: row, count: nx)
+        for x in 1..<(nx - 1) { row[x] = 0.25 * (before[x] + after[x]) + 0.5 * saved[x] }
+        before.update(from: saved, count: nx)
     }
 
     /// Photo colours for visible front-facing vertices, the nearest coloured vertex's

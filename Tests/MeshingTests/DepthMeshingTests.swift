@@ -82,6 +82,48 @@ struct ObjectMesherTests {
         #expect(try #require(mesh.normals)[frontmost].z > 0.9)
     }
 
+    /// Voxels finer than the maps' pixels (128 voxels across a sphere 18 pixels wide), and maps
+    /// like a network's: a wall behind the sphere, depths and mask blurred across the silhouette.
+    /// The rim's steep, thin skirt then breaks into fins with holes (genus > 0) unless the carved
+    /// field is smoothed.
+    @Test("voxels finer than pixels: the smoothed field gives a closed sphere without holes")
+    func finerThanPixels() throws {
+        let small = PinholeCamera(width: 24, height: 24, verticalFieldOfView: 40)
+        let sphere = Scenes.sphere(camera: small, center: SIMD3(0.05, 0, -3), radius: 0.8)
+        let w = small.width
+        func blur(_ a: [Float]) -> [Float] {
+            var out = a
+            for y in 0..<w {
+                for x in 0..<w {
+                    var sum: Float = 0, n: Float = 0
+                    for dy in -1...1 {
+                        for dx in -1...1 where (0..<w).contains(x + dx) && (0..<w).contains(y + dy) {
+                            sum += a[(y + dy) * w + x + dx]
+                            n += 1
+                        }
+                    }
+                    out[y * w + x] = sum / n
+                }
+            }
+            return out
+        }
+        let wall: Float = 4.5
+        let front = sphere.mask.indices.map { sphere.mask[$0] > 0 ? sphere.front[$0] : wall }
+        let back = sphere.mask.indices.map { sphere.mask[$0] > 0 ? sphere.back[$0] : wall }
+        let maps = DepthMaps(width: w, height: w, front: blur(front), back: blur(back), mask: blur(sphere.mask))
+        var options = ObjectMesher.Options()
+        options.resolution = 128
+        options.threads = 2
+        let smooth = try ObjectMesher(options: options).mesh(maps, camera: small).mesh
+        #expect(smooth.isClosedManifold)
+        #expect(smooth.eulerCharacteristic() == 2, "χ = \(smooth.eulerCharacteristic())")
+        options.fieldSmoothingPasses = 0
+        let raw = try ObjectMesher(options: options).mesh(maps, camera: small).mesh
+        #expect(raw.eulerCharacteristic() < 2, "the unsmoothed field was expected to leave holes")
+        // Smoothing removes the holes without shrinking the object.
+        #expect(abs(smooth.volume / raw.volume - 1) < 0.02, "volume \(smooth.volume) vs \(raw.volume)")
+    }
+
     @Test("vertex colours: the photo's halves on the visible side, every vertex coloured")
     func colours() throws {
         let photo = Scenes.halves(width: 160, height: 160)
