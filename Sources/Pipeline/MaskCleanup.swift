@@ -54,14 +54,16 @@ enum MaskCleanup {
 
     /// Labels 4-connected foreground regions and keeps the one with the most confident
     /// foreground: the sum over its pixels of the squared margin above the threshold, scaled
-    /// to 0…1 (a large but doubtful region, a rug say, loses to a smaller certain one).
+    /// to 0…1 (a large but doubtful region, a rug say, loses to a smaller certain one), halved
+    /// for a region the frame cuts: the subject of a photo is usually whole in it, and a piece
+    /// of furniture at the edge is usually not the subject (or not all of it).
     static func mostConfidentComponent(_ m: [Bool], _ probability: [Float], _ w: Int, _ h: Int, threshold: Float) -> [Bool] {
         var label = [Int32](repeating: -1, count: w * h)
         var scores: [Float] = []
         var stack: [Int] = []
         for start in 0..<(w * h) where m[start] && label[start] < 0 {
             let id = Int32(scores.count)
-            var score: Float = 0
+            var score: Float = 0, cut = false
             label[start] = id
             stack.append(start)
             while let p = stack.popLast() {
@@ -69,13 +71,14 @@ enum MaskCleanup {
                 let margin = max(0, min(1, probability[p]) - threshold) / max(1 - threshold, 1e-6)
                 score += margin * margin + 1e-3
                 let x = p % w, y = p / w
+                if x == 0 || y == 0 || x == w - 1 || y == h - 1 { cut = true }
                 for q in [x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1, y < h - 1 ? p + w : -1]
                 where q >= 0 && m[q] && label[q] < 0 {
                     label[q] = id
                     stack.append(q)
                 }
             }
-            scores.append(score)
+            scores.append(cut ? score / 2 : score)
         }
         guard let best = scores.indices.max(by: { scores[$0] < scores[$1] }) else { return m }
         return label.map { $0 == Int32(best) }

@@ -128,4 +128,20 @@ struct MaskCleanupTests {
         #expect(out[4 * w + 5] == 0.98)
         #expect(out[10 * w + 25] == 0)
     }
+
+    @Test("a region cut by the frame counts half: a whole object wins over a larger one at the edge")
+    func frameCut() {
+        let w = 40, h = 20
+        var mask = [Float](repeating: 0, count: w * h)
+        for y in 6..<14 { for x in 6..<14 { mask[y * w + x] = 0.95 } }     // 64 px, whole
+        for y in 0..<12 { for x in 30..<40 { mask[y * w + x] = 0.95 } }    // 120 px, cut by two sides
+        var out = MaskCleanup.clean(mask, width: w, height: h)
+        #expect(out[10 * w + 10] == 0.95)
+        #expect(out[5 * w + 35] == 0)
+        // More than twice as large, the cut region wins: the frame halves, it does not veto.
+        for y in 0..<20 { for x in 24..<40 { mask[y * w + x] = 0.95 } }    // 320 px
+        out = MaskCleanup.clean(mask, width: w, height: h)
+        #expect(out[10 * w + 10] == 0)
+        #expect(out[5 * w + 35] == 0.95)
+    }
 }
