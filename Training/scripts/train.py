@@ -163,7 +163,8 @@ def main():
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--widths", default="16,32,64,128,256")
-    ap.add_argument("--init", help="start from this checkpoint's weights (fresh optimiser and schedule): a second stage")
+    ap.add_argument("--init", help="start from this checkpoint's weights, or from exported .safetensors weights "
+                                   "(fresh optimiser and schedule): a next stage")
     ap.add_argument("--mask-weight", type=float, default=0.5, help="weight of the mask loss in the total")
     ap.add_argument("--lovasz", type=float, default=0.0,
                     help="weight of a Lovasz-hinge IoU surrogate added to the mask loss (images with an object)")
@@ -210,6 +211,16 @@ def main():
         g.set_state(st["gen"])
         elapsed0 = st.get("elapsed", 0.0)
         print(f"resumed at step {step}", flush=True)
+    elif a.init and a.init.endswith(".safetensors"):
+        # Exported weights (e.g. the committed Weights/mrdepth.safetensors, fp16): a next stage can
+        # start from them on a fresh clone, without the git-ignored checkpoint.
+        from safetensors.torch import load_file
+        sd = {k: v.float() for k, v in load_file(a.init).items()}
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            sys.exit(f"--init {a.init} does not match widths {widths}: missing {missing}, unexpected {unexpected}")
+        print(f"initialised from exported weights {a.init}", flush=True)
     elif a.init:
         st = torch.load(a.init, weights_only=False)
         if list(st["widths"]) != widths:
