@@ -173,55 +173,54 @@ public struct ObjectMesher: Sendable {
     /// closed. Lines are independent, so the result does not depend on the thread count.
     func smoothField(_ values: inout [Float], _ nx: Int, _ ny: Int, _ nz: Int) {
         guard nx > 2, ny > 2, nz > 2 else { return }
-        let planeSize = nx * ny
+        let planeSize = nx * ny, threads = options.threads
         values.withUnsafeMutableBufferPointer { buffer in
             let field = UnsafeSendable(value: buffer.baseAddress!)
             // x and y: plane by plane (interior planes only).
-            let workers = max(1, min(options.threads, nz - 2))
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * nx) { scratch in
-                    let before = scratch.baseAddress!, saved = before + nx
-                    for z in stride(from: 1 + worker, to: nz - 1, by: workers) {
-                        let plane = field.value + z * planeSize
-                        for y in 1..<(ny - 1) {
-                            let row = plane + y * nx
-                            var left = row[0]
-                            for x in 1..<(nx - 1) {
-                                let centre = row[x]
-                                row[x] = 0.25 * (left + row[x + 1]) + 0.5 * centre
-                                left = centre
-                            }
-                        }
-                        before.update(from: plane, count: nx)
-                        for y in 1..<(ny - 1) { Self.blend(nx, before, plane + y * nx, plane + (y + 1) * nx, saved) }
+            Self.forEachInterior(nz, nx: nx, threads: threads) { z, before, saved in
+                let plane = field.value + z * planeSize
+                for y in 1..<(ny - 1) {
+                    let row = plane + y * nx
+                    var left = row[0]
+                    for x in 1..<(nx - 1) {
+                        let centre = row[x]
+                        row[x] = 0.25 * (left + row[x + 1]) + 0.5 * centre
+                        left = centre
                     }
                 }
+                Self.blendStack(nx, first: plane, step: nx, count: ny, before, saved)
             }
             // z: row by row (interior rows only).
-            let rowWorkers = max(1, min(options.threads, ny - 2))
-            DispatchQueue.concurrentPerform(iterations: rowWorkers) { worker in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * nx) { scratch in
-                    let before = scratch.baseAddress!, saved = before + nx
-                    for y in stride(from: 1 + worker, to: ny - 1, by: rowWorkers) {
-                        let column = field.value + y * nx
-                        before.update(from: column, count: nx)
-                        for z in 1..<(nz - 1) {
-                            Self.blend(nx, before, column + z * planeSize, column + (z + 1) * planeSize, saved)
-                        }
-                    }
-                }
+            Self.forEachInterior(ny, nx: nx, threads: threads) { y, before, saved in
+                Self.blendStack(nx, first: field.value + y * nx, step: planeSize, count: nz, before, saved)
             }
         }
     }
 
-    /// One row of a line-by-line pass of the filter: row[x] = ¼·before[x] + ½·row[x] + ¼·after[x]
-    /// for the interior x, where `before` holds the previous row as it was before this pass (and
-    /// gets this row's old values for the next call).
-    private static func blend(_ nx: Int, _ before: UnsafeMutablePointer<Float>, _ row: UnsafeMutablePointer<Float>,
-                              _ after: UnsafePointer<Float>, _ saved: UnsafeMutablePointer<Float>) {
-        saved.update(from: row, count: nx)
-        for x in 1..<(nx - 1) { row[x] = 0.25 * (before[x] + after[x]) + 0.5 * saved[x] }
-        before.update(from: saved, count: nx)
+    /// Runs `body(i, before, saved)` for every i in 1 ..< n − 1 on up to `threads` threads
+    /// (i ≡ worker mod workers), each with two scratch rows of `nx` floats.
+    private static func forEachInterior(_ n: Int, nx: Int, threads: Int,
+                                        _ body: @Sendable (Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let workers = max(1, min(threads, n - 2))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * nx) { scratch in
+                for i in stride(from: 1 + worker, to: n - 1, by: workers) { body(i, scratch.baseAddress!, scratch.baseAddress! + nx) }
+            }
+        }
+    }
+
+    /// The filter across a stack of `count` rows of `nx` floats, `step` apart from `first`: every
+    /// interior row becomes ¼·previous + ½·itself + ¼·next (values from before the pass); the
+    /// first and last rows stay. `before` and `saved` are scratch rows.
+    private static func blendStack(_ nx: Int, first: UnsafeMutablePointer<Float>, step: Int, count: Int,
+                                   _ before: UnsafeMutablePointer<Float>, _ saved: UnsafeMutablePointer<Float>) {
+        before.update(from: first, count: nx)
+        for i in 1..<(count - 1) {
+            let row = first + i * step, after = row + step
+            saved.update(from: row, count: nx)
+            for x in 1..<(nx - 1) { row[x] = 0.25 * (before[x] + after[x]) + 0.5 * saved[x] }
+            before.update(from: saved, count: nx)
+        }
     }
 
     /// Photo colours for visible front-facing vertices, the nearest coloured vertex's
