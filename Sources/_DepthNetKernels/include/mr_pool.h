@@ -4,10 +4,10 @@
 // microseconds). Waking a sleeping thread per region (what DispatchQueue.concurrentPerform does
 // after its workers park) costs about as much as the region itself, so the second core bought
 // little. This pool's workers spin for a short while after each job before they sleep, the
-// caller works on the job too, and pieces are claimed one at a time (the caller from the front,
-// workers from the back, so two threads split a loop into two contiguous runs that the next loop
-// over the same rows repeats), so a late worker delays
-// nothing: it just takes fewer pieces.
+// caller works on the job too, and pieces are claimed one at a time, so a late worker delays
+// nothing: it just takes fewer pieces. The caller claims from the front and workers from the
+// back, so two threads split a loop into two contiguous runs that the next loop over the same
+// rows repeats.
 #ifndef MR_POOL_H
 #define MR_POOL_H
 
