@@ -320,6 +320,16 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
 
 int mr_prepared_step(void) { return mr_kernel_level_cached() == 2 ? 48 : 32; }
 
+/// offset[kk] for patch row kk = (c, ky, kx) of a prepared input: where that row's input for output
+/// (0, 0) lies (stride phase kx mod stride, row ky, column kx / stride).
+static void prepared_offsets(const mr_conv_prepared *d, int *offset) {
+    int r = 0, s = d->stride;
+    for (int c = 0; c < d->cin; c++)
+        for (int ky = 0; ky < d->kh; ky++)
+            for (int kx = 0; kx < d->kw; kx++)
+                offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
+}
+
 /// One step of mr_conv_panels_prepared: `width` (48, 32 or 16) positions from j, row block q.
 static inline void prepared_step(const mr_conv_prepared *d, int k, int level, long j, int width, int q, int m,
                                  const int *offset, const float *packed, const mr_conv_output *out, const float *bias,
@@ -349,11 +359,7 @@ void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *o
     long n = (long)d->oh * d->ow;
     int k = d->cin * d->kh * d->kw, s = d->stride;
     int level = mr_kernel_level_cached();
-    int r = 0;
-    for (int c = 0; c < d->cin; c++)
-        for (int ky = 0; ky < d->kh; ky++)
-            for (int kx = 0; kx < d->kw; kx++)
-                offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
+    prepared_offsets(d, offset);
     // Positions [j0, j1) ∩ [0, n), in steps of 48 columns (AVX-512) or 32, then a 16- or 32-column
     // tail; every 16-column segment lies inside one output row because ow is a multiple of 16.
     long end = j1 < n ? j1 : n;
@@ -510,11 +516,7 @@ void mr_conv_channels_prepared(const mr_conv_prepared *d, long t0, long t1, int 
                                const mr_conv_output *out, const float *bias, int relu) {
     int k = d->cin * d->kh * d->kw, s = d->stride;
     int level = mr_kernel_level_cached(), cb = mr_channel_block();
-    int r = 0;
-    for (int c = 0; c < d->cin; c++)
-        for (int ky = 0; ky < d->kh; ky++)
-            for (int kx = 0; kx < d->kw; kx++)
-                offset[r++] = (((kx % s) * d->cin + c) * d->hp + ky) * d->wq + kx / s;
+    prepared_offsets(d, offset);
     chan_tiling t = chan_tiles(d->oh, d->ow, chan_max_positions());
     long tiles = (long)t.rowgroups * t.colgroups;
     float buf[12 * 32];
