@@ -110,14 +110,13 @@ public final class TestHTTPServer: @unchecked Sendable {
 
     /// Stops accepting new connections (connections already open finish).
     public func stop() {
-        lock.lock()
-        let wasStopped = stopped
+        // Shutdown wakes the accept loop, which closes the socket itself. Closing it here let
+        // the descriptor number go to another test's new server while this loop could still call
+        // accept on it, answering that server's clients with 404s. (Under the lock, so it never
+        // meets a descriptor the loop has closed.)
+        lock.lock(); defer { lock.unlock() }
+        if !stopped { shutdown(listenFD, Int32(SHUT_RDWR)) }
         stopped = true
-        lock.unlock()
-        if !wasStopped {
-            shutdown(listenFD, Int32(SHUT_RDWR))
-            close(listenFD)
-        }
     }
 
     private func acceptLoop() {
@@ -125,6 +124,10 @@ public final class TestHTTPServer: @unchecked Sendable {
             let client = accept(listenFD, nil, nil)
             if client < 0 {
                 if errno == EINTR { continue }
+                lock.lock()
+                stopped = true
+                close(listenFD)
+                lock.unlock()
                 return
             }
             let thread = Thread { [self] in
