@@ -27,23 +27,45 @@ from mrdepth.dataset import load_shards  # noqa: E402
 from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
 
 
-def augment(rgb, front, back, mask, g: torch.Generator):
-    """rgb uint8 (B,H,W,3) -> float (B,3,H,W); geometric + photometric augmentation in torch."""
+def augment(rgb, front, back, mask, g: torch.Generator, out_size=None):
+    """rgb uint8 (B,R,R,3) -> float (B,3,S,S), S = out_size (default R); geometric + photometric augmentation.
+
+    S == R (zoom mode): a random zoom-in crop, zoom 1..2, anywhere in the image.
+    S < R (native mode): a window of about S render pixels (x0.8..1.25), so the net sees objects at the
+    pixel scale of an R-pixel input at a fraction of the cost; 70 % of windows are centred on the
+    foreground object (jittered), the rest anywhere."""
     B, H, W, _ = rgb.shape
+    S = out_size or H
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
     geo = torch.stack([front, back, mask.float()], 1)
-    # random zoom-in crop (zoom 1..2: also shows objects at the pixel scale of 2x larger inputs, since the
-    # net is trained at 128 but run at 256) + horizontal flip, via one affine grid
-    s = 1.0 / (1.0 + torch.rand(B, generator=g))
-    tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
-    ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    if S == H:
+        s = 1.0 / (1.0 + torch.rand(B, generator=g))
+        tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+        ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    else:
+        s = (S / H) * torch.exp(math.log(1.25) * (2 * torch.rand(B, generator=g) - 1))
+        s = s.clamp(max=1.0)
+        tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+        ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+        centred = torch.rand(B, generator=g) < 0.7
+        m = mask.float()
+        area = m.sum((1, 2))
+        xs = (torch.arange(W, dtype=torch.float32) + 0.5) / W * 2 - 1
+        ys = (torch.arange(H, dtype=torch.float32) + 0.5) / H * 2 - 1
+        cx = (m.sum(1) * xs).sum(1) / area.clamp(min=1)
+        cy = (m.sum(2) * ys).sum(1) / area.clamp(min=1)
+        use = centred & (area > 0)
+        jx = cx + 0.5 * s * (2 * torch.rand(B, generator=g) - 1)
+        jy = cy + 0.5 * s * (2 * torch.rand(B, generator=g) - 1)
+        tx = torch.where(use, torch.maximum(torch.minimum(jx, 1 - s), s - 1), tx)
+        ty = torch.where(use, torch.maximum(torch.minimum(jy, 1 - s), s - 1), ty)
     flip = torch.where(torch.rand(B, generator=g) < 0.5, -1.0, 1.0)
     theta = torch.zeros(B, 2, 3)
     theta[:, 0, 0] = s * flip
     theta[:, 1, 1] = s
     theta[:, 0, 2] = tx
     theta[:, 1, 2] = ty
-    grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+    grid = F.affine_grid(theta, (B, 3, S, S), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     geo = F.grid_sample(geo, grid, mode="nearest", padding_mode="border", align_corners=False)
     # photometric: gamma, per-channel gain, contrast, saturation, occasional grey / channel shuffle
@@ -151,7 +173,12 @@ def validate(model, val, bs=32):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", required=True, nargs="+",
+                    help="one or more shard folders; each step draws its batch from one of them (see --mix)")
+    ap.add_argument("--mix", help="comma-separated sampling weights of the --data folders (default: equal)")
+    ap.add_argument("--input", type=int, default=128,
+                    help="training input size; folders rendered larger are used in native mode (windows of about "
+                         "this many render pixels), folders rendered at this size in zoom mode")
     ap.add_argument("--val")
     ap.add_argument("--run", required=True)
     ap.add_argument("--steps", type=int, default=7000)
@@ -174,13 +201,22 @@ def main():
     widths = [int(v) for v in a.widths.split(",")]
     val = load_shards(a.val) if a.val else None
 
-    def load():
-        d = load_shards(a.data)
-        print(f"train images: {len(d['rgb'])}", flush=True)
-        return (len(d["rgb"]), torch.from_numpy(d["rgb"]), torch.from_numpy(d["front"]), torch.from_numpy(d["back"]),
-                torch.from_numpy(d["mask"]), len([f for f in glob.glob(os.path.join(a.data, "*.npz")) if ".tmp" not in f]))
+    def shard_count(folder):
+        return len([f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f])
 
-    N, rgb_all, front_all, back_all, mask_all, nshards = load()
+    def load(folder):
+        d = load_shards(folder)
+        size = d["rgb"].shape[1]
+        if size < a.input:
+            sys.exit(f"{folder} is rendered at {size}, smaller than --input {a.input}")
+        print(f"train images: {len(d['rgb'])} at {size} from {folder}", flush=True)
+        return dict(n=len(d["rgb"]), rgb=torch.from_numpy(d["rgb"]), front=torch.from_numpy(d["front"]),
+                    back=torch.from_numpy(d["back"]), mask=torch.from_numpy(d["mask"]), shards=shard_count(folder))
+
+    sets = [load(f) for f in a.data]
+    mix = torch.tensor([float(v) for v in a.mix.split(",")] if a.mix else [1.0] * len(sets))
+    if len(mix) != len(sets):
+        sys.exit("--mix needs one weight per --data folder")
     torch.manual_seed(a.seed)
     model = MRDepthUNet(widths).to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
@@ -235,11 +271,14 @@ def main():
     while step < a.steps and progress(step) < 1.0:
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step)
-        if step % 250 == 0 and len([f for f in glob.glob(os.path.join(a.data, "*.npz")) if ".tmp" not in f]) != nshards:
-            # shards still being rendered in the background join the pool as they appear
-            N, rgb_all, front_all, back_all, mask_all, nshards = load()
-        idx = torch.randint(0, N, (a.batch,), generator=g)
-        x, fr, bk, mk = augment(rgb_all[idx], front_all[idx], back_all[idx], mask_all[idx], g)
+        if step % 250 == 0:
+            for k, folder in enumerate(a.data):
+                if shard_count(folder) != sets[k]["shards"]:
+                    # shards still being rendered in the background join the pool as they appear
+                    sets[k] = load(folder)
+        d = sets[int(torch.multinomial(mix, 1, generator=g))]
+        idx = torch.randint(0, d["n"], (a.batch,), generator=g)
+        x, fr, bk, mk = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input)
         f, b = targets(fr, bk, mk)
         o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
         loss, parts = losses(o, f, b, mk, a.mask_weight, a.lovasz)

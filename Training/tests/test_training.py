@@ -98,6 +98,40 @@ class LossTests(unittest.TestCase):
         self.assertTrue((x.grad[:2] < 0).all())
 
 
+class AugmentTests(unittest.TestCase):
+    def test_native_windows_keep_image_and_labels_aligned(self):
+        """Native mode (render larger than the training input): the output is a window of about S render
+        pixels, the photo and the labels are sampled from the same window, and most windows hold the object."""
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        from train import augment
+        B, R, S = 32, 128, 48
+        yy, xx = np.mgrid[0:R, 0:R]
+        mask = np.zeros((B, R, R), bool)
+        depth = np.zeros((B, R, R), np.float32)
+        for i in range(B):  # a disc at a different place in every image; depth = column index + 1
+            cx, cy = 20 + (i * 37) % 88, 20 + (i * 53) % 88
+            mask[i] = (xx - cx) ** 2 + (yy - cy) ** 2 < 15 ** 2
+            depth[i] = xx + 1.0
+        rgb = np.repeat((mask * 255).astype(np.uint8)[..., None], 3, -1)  # grey: bright on the object
+        g = torch.Generator().manual_seed(0)
+        x, fr, bk, mk = augment(torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(depth),
+                                torch.from_numpy(mask), g, out_size=S)
+        self.assertEqual(tuple(x.shape), (B, 3, S, S))
+        self.assertEqual(tuple(mk.shape), (B, S, S))
+        holding = 0
+        for i in range(B):
+            grey = x[i].mean(0)
+            if mk[i].any() and (~mk[i]).any():
+                holding += 1
+                bright = grey > (grey[mk[i]].mean() + grey[~mk[i]].mean()) / 2
+                self.assertGreater((bright == mk[i]).float().mean().item(), 0.95)
+            # the window spans about S render pixels (x0.8..1.25): the depth (= column) changes by that much
+            span = (fr[i, S // 2, -1] - fr[i, S // 2, 0]).abs().item()
+            self.assertGreater(span, 0.8 * S * 0.8 - 2)
+            self.assertLess(span, 1.25 * S + 2)
+        self.assertGreaterEqual(holding, B // 2)
+
+
 class ModelTests(unittest.TestCase):
     def test_output_contract(self):
         torch.manual_seed(0)
