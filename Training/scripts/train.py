@@ -27,19 +27,20 @@ from mrdepth.dataset import load_shards  # noqa: E402
 from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
 
 
-def augment(rgb, front, back, mask, g: torch.Generator, out_size=None):
+def augment(rgb, front, back, mask, g: torch.Generator, out_size=None, native=True, zoom_max=2.0):
     """rgb uint8 (B,R,R,3) -> float (B,3,S,S), S = out_size (default R); geometric + photometric augmentation.
 
-    S == R (zoom mode): a random zoom-in crop, zoom 1..2, anywhere in the image.
-    S < R (native mode): a window of about S render pixels (x0.8..1.25), so the net sees objects at the
-    pixel scale of an R-pixel input at a fraction of the cost; 70 % of windows are centred on the
+    Zoom mode (S == R, or native=False): a random zoom-in crop, zoom 1..zoom_max, anywhere in the image,
+    resampled to S (full views: the whole scene's context, at S/R of the render's pixel scale).
+    Native mode (S < R and native): a window of about S render pixels (x0.8..1.25), so the net sees objects
+    at the pixel scale of an R-pixel input at a fraction of the cost; 70 % of windows are centred on the
     foreground object (jittered), the rest anywhere."""
     B, H, W, _ = rgb.shape
     S = out_size or H
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
     geo = torch.stack([front, back, mask.float()], 1)
-    if S == H:
-        s = 1.0 / (1.0 + torch.rand(B, generator=g))
+    if S == H or not native:
+        s = 1.0 / (1.0 + (zoom_max - 1.0) * torch.rand(B, generator=g))
         tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
         ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
     else:
@@ -179,6 +180,10 @@ def main():
     ap.add_argument("--input", type=int, default=128,
                     help="training input size; folders rendered larger are used in native mode (windows of about "
                          "this many render pixels), folders rendered at this size in zoom mode")
+    ap.add_argument("--views", choices=["native", "full"], default="native",
+                    help="for folders rendered at another size than --input: native-scale windows, or full views "
+                         "(zoom 1..--zoom-max of the whole render, resampled to --input)")
+    ap.add_argument("--zoom-max", type=float, default=2.0, help="largest zoom of zoom-mode crops (1 = whole render)")
     ap.add_argument("--val")
     ap.add_argument("--run", required=True)
     ap.add_argument("--steps", type=int, default=7000)
@@ -207,8 +212,8 @@ def main():
     def load(folder):
         d = load_shards(folder)
         size = d["rgb"].shape[1]
-        if size < a.input:
-            sys.exit(f"{folder} is rendered at {size}, smaller than --input {a.input}")
+        if size < a.input and a.views == "native":
+            sys.exit(f"{folder} is rendered at {size}, smaller than --input {a.input} (native windows need larger renders)")
         print(f"train images: {len(d['rgb'])} at {size} from {folder}", flush=True)
         return dict(n=len(d["rgb"]), rgb=torch.from_numpy(d["rgb"]), front=torch.from_numpy(d["front"]),
                     back=torch.from_numpy(d["back"]), mask=torch.from_numpy(d["mask"]), shards=shard_count(folder))
@@ -278,7 +283,8 @@ def main():
                     sets[k] = load(folder)
         d = sets[int(torch.multinomial(mix, 1, generator=g))]
         idx = torch.randint(0, d["n"], (a.batch,), generator=g)
-        x, fr, bk, mk = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input)
+        x, fr, bk, mk = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input,
+                                native=a.views == "native", zoom_max=a.zoom_max)
         f, b = targets(fr, bk, mk)
         o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
         loss, parts = losses(o, f, b, mk, a.mask_weight, a.lovasz)
