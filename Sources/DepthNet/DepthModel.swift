@@ -116,11 +116,12 @@ public enum DepthModel: Sendable {
     }
 
     /// Runs one inference on a normalised `[N, 3, H, W]` input; returns `[N, C, H, W]` with the
-    /// channels of ``outputNames``.
+    /// channels of ``outputNames``. For mrdepth this is ``MRDepthUNet/predict(_:workspace:)`` (two passes
+    /// when its config asks for flip averaging).
     /// - Throws: ``DepthNetError/invalidInput(_:)`` if the shape does not fit the model.
     public func predict(_ input: Tensor, workspace: Workspace) throws(DepthNetError) -> Tensor {
         switch self {
-        case .mrdepth(let model): try model.forward(input, workspace: workspace)
+        case .mrdepth(let model): try model.predict(input, workspace: workspace)
         case .depthAnything(let model): try model.forward(input, workspace: workspace)
         }
     }

@@ -36,6 +36,18 @@ public enum Ops {
         for i in 0..<a.count { a.base[i] += b.base[i] }
     }
 
+    /// The mirror image of an NCHW tensor: every row reversed (column `c` ← column `W − 1 − c`).
+    public static func mirrorColumns(_ x: Tensor, workspace: Workspace) -> Tensor {
+        precondition(x.rank == 4, "mirrorColumns: \(x.shape)")
+        let y = workspace.make(x.shape)
+        let w = x.width
+        for r in 0..<(x.count / max(w, 1)) {
+            let (s, d) = (x.base + r * w, y.base + r * w)
+            for c in 0..<w { d[c] = s[w - 1 - c] }
+        }
+        return y
+    }
+
     /// Concatenates NCHW tensors along the channel axis.
     public static func concatChannels(_ parts: [Tensor], workspace: Workspace) -> Tensor {
         precondition(!parts.isEmpty)

@@ -21,10 +21,14 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     public var fovDegrees: Double?
     /// Format version.
     public var version: Int?
+    /// Test-time flip averaging: ``MRDepthUNet/predict(_:workspace:)`` runs the input and its mirror
+    /// image and averages the two outputs (the second mirrored back). Absent means false.
+    public var flipAverage: Bool?
 
     enum CodingKeys: String, CodingKey {
         case architecture, widths, mean, std, outputs, version
         case inputSize = "input_size", depthUnits = "depth_units", fovDegrees = "fov_degrees"
+        case flipAverage = "flip_average"
     }
 
     /// The default configuration: widths [16, 32, 64, 128, 256], 256×256, ImageNet normalisation.
@@ -174,6 +178,22 @@ public struct MRDepthUNet: Sendable {
             }
         }
         return o
+    }
+
+    /// What the engine runs: ``forward(_:workspace:)``, or with `flip_average` in the config the mean of
+    /// `forward(x)` and the mirror image of `forward(mirror(x))` (two passes; the same post-processed maps
+    /// averaged, as `Training/scripts/evaluate.py` does).
+    public func predict(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> Tensor {
+        let first = try forward(x, workspace: ws)
+        guard config.flipAverage == true else { return first }
+        let second = try forward(Ops.mirrorColumns(x, workspace: ws), workspace: ws)
+        let (rows, width) = (first.count / max(first.width, 1), first.width)
+        let a = first.base, b = second.base
+        for r in 0..<rows {
+            let row = r * width
+            for c in 0..<width { a[row + c] = 0.5 * (a[row + c] + b[row + width - 1 - c]) }
+        }
+        return first
     }
 
     /// Multiply-adds ×2 of one inference at `height × width` (convolutions only).

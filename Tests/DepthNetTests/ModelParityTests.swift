@@ -52,6 +52,35 @@ struct ModelParityTests {
         expectClose(raw, try Fixtures.file("\(folder)/output.safetensors").values("raw"), shape: shape, "raw")
     }
 
+    @Test("flip_average: predict is the mean of forward(x) and the mirrored forward of the mirror image")
+    func flipAverage() throws {
+        let weights = try Fixtures.file("mrdepth/mrdepth.safetensors")
+        var config = try JSONDecoder().decode(MRDepthConfig.self, from: Data(contentsOf: Fixtures.url("mrdepth/mrdepth.json")))
+        #expect(config.flipAverage == nil)
+        let plain = try MRDepthUNet(config: config, weights: weights)
+        config.flipAverage = true
+        let flipped = try MRDepthUNet(config: config, weights: weights)
+        let (h, w) = (64, 96)
+        let values = (0..<(3 * h * w)).map { Float(sin(Double($0) * 0.37) + Double($0 % w) / Double(w)) }  // not symmetric
+        func mirrored(_ v: [Float]) -> [Float] {
+            (0..<v.count).map { i in v[i - i % w + (w - 1 - i % w)] }
+        }
+        let x = Tensor(shape: [1, 3, h, w], values: values)
+        let a = try plain.forward(x, workspace: Workspace()).toArray()
+        let b = mirrored(try plain.forward(Tensor(shape: [1, 3, h, w], values: mirrored(values)), workspace: Workspace()).toArray())
+        let expected = zip(a, b).map { 0.5 * ($0 + $1) }
+        #expect(relativeError(a, expected) > 1e-3)            // the mirror pass changes the result
+        let workspace = Workspace()
+        let y = try flipped.predict(x, workspace: workspace).toArray()
+        #expect(relativeError(y, expected) <= 1e-6)
+        // The averaged maps of the mirror image are the mirror image of the averaged maps.
+        let z = try flipped.predict(Tensor(shape: [1, 3, h, w], values: mirrored(values)), workspace: workspace).toArray()
+        #expect(relativeError(mirrored(z), y) <= 1e-6)
+        // Without the key, predict is one forward pass; DepthModel.predict goes through it.
+        #expect(try plain.predict(x, workspace: Workspace()).toArray() == a)
+        #expect(try DepthModel.mrdepth(flipped).predict(x, workspace: Workspace()).toArray() == y)
+    }
+
     @Test("Depth Anything V2 (tiny config) matches transformers (f32 and bf16 weights)", arguments: ["dav2", "dav2-bf16"])
     func depthAnything(_ folder: String) throws {
         let (model, y, expected, shape) = try run(folder, output: "predicted_depth")

@@ -7,6 +7,7 @@ Writes to --out:
   rgb_000.png ... rgb_199.png    the network inputs (size x size RGB, lossless; size = json input_size;
                                  three digits from 101 images on, so rgb_*.png globs in order)
   torch_out.f32 / torch_out.npy  PyTorch outputs, float32 little-endian, shape (N,3,H,W): front, back, mask
+                                 (flip-averaged when the json says flip_average, as the engine runs it)
   gt_front.f32, gt_back.f32      ground truth depth (N,H,W) float32 (metres)
   gt_mask.u8                     ground truth mask (N,H,W) uint8 0/1
   metrics.json                   the evaluation metrics of the PyTorch outputs on these images
@@ -65,7 +66,7 @@ def main():
     # feed the PNG-decoded pixels (identical to rgb, PNG is lossless)
     dec = np.stack([np.asarray(Image.open(os.path.join(a.out, f)).convert("RGB")) for f in files])
     assert (dec == rgb).all()
-    pred = predict(model, dec).astype("<f4")
+    pred = predict(model, dec, flip=bool(cfg.get("flip_average", False))).astype("<f4")
     pred.tofile(os.path.join(a.out, "torch_out.f32"))
     np.save(os.path.join(a.out, "torch_out.npy"), pred)
     gt["front"].astype("<f4").tofile(os.path.join(a.out, "gt_front.f32"))

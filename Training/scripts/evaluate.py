@@ -37,20 +37,30 @@ def load_model(weights, config=None):
     return model.eval(), cfg
 
 
+def run_net(model, x, flip=False):
+    """What the engine runs on a normalised batch: model(x), or with flip averaging (`flip_average` in the
+    json) the mean of model(x) and the mirror image of model(mirror(x)) (MRDepthUNet.predict in Swift)."""
+    y = model(x)
+    if flip:
+        y = 0.5 * (y + model(x.flip(3)).flip(3))
+    return y
+
+
 @torch.no_grad()
-def predict(model, rgb_uint8, bs=16, infer_size=None):
+def predict(model, rgb_uint8, bs=16, infer_size=None, flip=False):
     """(N,H,W,3) uint8 -> (N,3,H,W) float32 numpy: front, back, mask.
 
-    infer_size (h, w): run the net at that size (bilinear resize in, bilinear resize of the outputs back)."""
+    infer_size (h, w): run the net at that size (bilinear resize in, bilinear resize of the outputs back).
+    flip: average with the mirrored pass (see run_net)."""
     outs = []
     for i in range(0, len(rgb_uint8), bs):
         x = torch.from_numpy(np.array(rgb_uint8[i:i + bs])).permute(0, 3, 1, 2).float() / 255.0
         H, W = x.shape[2:]
         if infer_size and tuple(infer_size) != (H, W):
             x = F.interpolate(x, size=tuple(infer_size), mode="bilinear", align_corners=False, antialias=True)
-            y = F.interpolate(model(normalize(x)), size=(H, W), mode="bilinear", align_corners=False)
+            y = F.interpolate(run_net(model, normalize(x), flip), size=(H, W), mode="bilinear", align_corners=False)
         else:
-            y = model(normalize(x))
+            y = run_net(model, normalize(x), flip)
         outs.append(y.numpy())
     return np.concatenate(outs)
 
@@ -71,7 +81,7 @@ def baselines(n, h, w):
     return {"constant": c, "ground_plane": gp}
 
 
-def real_photo(model, long_side=256):
+def real_photo(model, long_side=256, flip=False):
     """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels.
 
     The photo is resized like the Swift pipeline does: long side = long_side, short side in proportion,
@@ -88,7 +98,7 @@ def real_photo(model, long_side=256):
     valid = np.isfinite(d) & (d > 0)
     gt = np.where(valid, f * baseline_m / np.where(valid, d + doffs, 1.0), np.nan)
     out = {}
-    preds = {"model": predict(model, img[None])[0]}
+    preds = {"model": predict(model, img[None], flip=flip)[0]}
     preds.update({k: v[0] for k, v in baselines(1, H, W).items()})
     for name, p in preds.items():
         s, t = M.align_disparity(p[0], gt, valid)
@@ -113,6 +123,8 @@ def main():
     ap.add_argument("--real", action="store_true", help="also score the real Middlebury photo")
     ap.add_argument("--json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--flip", choices=["json", "on", "off"], default="json",
+                    help="flip averaging (mean with the mirrored pass): as the json's flip_average says (default), or forced")
     ap.add_argument("--infer-size", type=int, nargs=2,
                     help="run the net at H W (default: input_size of the json, the size the engine runs it at); "
                          "inputs are resized to it and the outputs back to the render size")
@@ -123,18 +135,19 @@ def main():
         a.infer_size = [int(v) for v in cfg["input_size"]]
     data = load_shards(a.data)
     n, h, w = data["front"].shape
-    pred = {"model": predict(model, data["rgb"], infer_size=a.infer_size)}
+    flip = bool(cfg.get("flip_average", False)) if a.flip == "json" else a.flip == "on"
+    pred = {"model": predict(model, data["rgb"], infer_size=a.infer_size, flip=flip)}
     pred.update(baselines(n, h, w))
     res = evaluate_set(pred, data)
     keys = ["front_absrel", "front_d1", "back_absrel", "back_d1", "mask_iou", "fg_front_absrel", "fg_front_d1",
             "obj_front_absrel", "obj_front_d1", "obj_back_absrel", "obj_back_d1", "room_fp_rate"]
     print(f"held-out set: {n} images {h}x{w} ({int(data['room'].sum())} rooms) from {a.data}, "
-          f"net input {tuple(a.infer_size) if a.infer_size else (h, w)}")
+          f"net input {tuple(a.infer_size) if a.infer_size else (h, w)}{', flip-averaged' if flip else ''}")
     print(table(res, keys))
-    out = {"heldout": res, "n": int(n), "size": [int(h), int(w)]}
+    out = {"heldout": res, "n": int(n), "size": [int(h), int(w)], "net_input": list(a.infer_size or (h, w)), "flip": flip}
     if a.real:
         long_side = max(a.infer_size) if a.infer_size else max(h, w)
-        rr, img, _ = real_photo(model, long_side)
+        rr, img, _ = real_photo(model, long_side, flip)
         print(f"real photo (Middlebury 2014 motorcycle, net input {img.shape[0]}x{img.shape[1]}):")
         print(table(rr, ["front_absrel", "front_d1"]))
         out["real_motorcycle"] = rr

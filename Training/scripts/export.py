@@ -22,6 +22,8 @@ def main():
     ap.add_argument("--dtype", choices=["f16", "f32"], default="f16")
     ap.add_argument("--input-size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
                     help="the input size the engine runs the net at (input_size in the json; multiples of 32)")
+    ap.add_argument("--flip-average", action="store_true",
+                    help="set flip_average in the json: the engine averages each output with that of the mirror image")
     a = ap.parse_args()
     if any(v <= 0 or v % 32 for v in a.input_size):
         sys.exit(f"--input-size {a.input_size}: sides must be positive multiples of 32")
@@ -37,6 +39,8 @@ def main():
     cfg = {"architecture": "mrdepth-unet", "widths": st.get("widths", [16, 32, 64, 128, 256]), "input_size": list(a.input_size),
            "mean": list(MEAN), "std": list(STD), "outputs": ["front", "back", "mask"],
            "depth_units": "relative to median foreground front depth", "fov_degrees": FOV_CENTER, "version": 1}
+    if a.flip_average:
+        cfg["flip_average"] = True
     with open(os.path.join(a.out, "mrdepth.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")

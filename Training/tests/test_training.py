@@ -142,6 +142,21 @@ class ModelTests(unittest.TestCase):
         self.assertTrue((y[:, 0] > 0).all())
         self.assertTrue((y[:, 1] >= y[:, 0]).all())
         self.assertTrue(((y[:, 2] >= 0) & (y[:, 2] <= 1)).all())
+
+    def test_flip_average(self):
+        """run_net with flip averaging (flip_average in the json) is the mean of the two passes, and mirror-equivariant."""
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        from evaluate import run_net
+        torch.manual_seed(0)
+        m = MRDepthUNet((4, 8, 8, 12, 16)).eval()
+        x = normalize(torch.rand(1, 3, 64, 96))
+        with torch.no_grad():
+            plain, mirrored = m(x), m(x.flip(3)).flip(3)
+            y = run_net(m, x, flip=True)
+            self.assertTrue(torch.allclose(y, 0.5 * (plain + mirrored)))
+            self.assertFalse(torch.allclose(y, plain, atol=1e-4))
+            self.assertTrue(torch.allclose(run_net(m, x.flip(3), flip=True).flip(3), y, atol=1e-6))
+            self.assertTrue(torch.equal(run_net(m, x), plain))
         names = set(m.state_dict())
         for k in ("stem.conv.weight", "enc4.conv2.bn.running_var", "dec1.conv1.conv.weight", "head.out.bias"):
             self.assertIn(k, names)
