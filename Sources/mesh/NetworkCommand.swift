@@ -14,8 +14,9 @@ struct NetworkCommand: ParsableCommand {
         discussion: """
             Each image is decoded (EXIF orientation applied), resized to --size × --size unless it \
             already has that size (default: the weights' input size), normalised as the weights' \
-            config says, and run through the network. The outputs of all images (for the project's \
-            network: front depth, back depth, mask probability) are written one after another as \
+            config says, and run through the network as the engine runs it (for weights whose config \
+            sets flip_average, the mean of two passes: the image and its mirror image). The outputs \
+            of all images (for the project's network: front depth, back depth, mask probability) are written one after another as \
             little-endian float32 in N × C × H × W order, and one line per image reports the \
             output's shape.
             """
