@@ -43,7 +43,7 @@ struct PhotoCommand: ParsableCommand {
     @Flag(help: "Write OBJ+MTL+PNG (and a textured GLB) instead of vertex colours.")
     var texture = false
 
-    @Option(help: "Network input size along the photo's longer side (default: the weights' input_size; 128 for the shipped ones).")
+    @Option(help: "Network input size along the photo's longer side (default: the weights' input_size; 192 for the shipped ones).")
     var resolution: Int?
 
     @Option(name: .customLong("volume"), help: "Marching-cubes voxels along the object's longest side.")
