@@ -39,15 +39,14 @@ def augment(rgb, front, back, mask, g: torch.Generator, out_size=None, native=Tr
     S = out_size or H
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
     geo = torch.stack([front, back, mask.float()], 1)
-    if S == H or not native:
-        s = 1.0 / (1.0 + (zoom_max - 1.0) * torch.rand(B, generator=g))
-        tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
-        ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    windows = S < H and native
+    if windows:
+        s = ((S / H) * torch.exp(math.log(1.25) * (2 * torch.rand(B, generator=g) - 1))).clamp(max=1.0)
     else:
-        s = (S / H) * torch.exp(math.log(1.25) * (2 * torch.rand(B, generator=g) - 1))
-        s = s.clamp(max=1.0)
-        tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
-        ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+        s = 1.0 / (1.0 + (zoom_max - 1.0) * torch.rand(B, generator=g))
+    tx = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    ty = (1 - s) * (2 * torch.rand(B, generator=g) - 1)
+    if windows:
         centred = torch.rand(B, generator=g) < 0.7
         m = mask.float()
         area = m.sum((1, 2))
@@ -281,7 +280,8 @@ def main():
                 if shard_count(folder) != sets[k]["shards"]:
                     # shards still being rendered in the background join the pool as they appear
                     sets[k] = load(folder)
-        d = sets[int(torch.multinomial(mix, 1, generator=g))]
+        # one folder: no draw, so single-folder runs keep the random stream of the earlier stages
+        d = sets[int(torch.multinomial(mix, 1, generator=g))] if len(sets) > 1 else sets[0]
         idx = torch.randint(0, d["n"], (a.batch,), generator=g)
         x, fr, bk, mk = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input,
                                 native=a.views == "native", zoom_max=a.zoom_max)
