@@ -29,7 +29,7 @@ from mrdepth import metrics as M  # noqa: E402
 from mrdepth.dataset import load_shards  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import load_model, predict  # noqa: E402
+from evaluate import engine_flip, load_model, predict  # noqa: E402
 
 
 def score(pred, front, back, mask):
@@ -66,7 +66,7 @@ def main():
     # feed the PNG-decoded pixels (identical to rgb, PNG is lossless)
     dec = np.stack([np.asarray(Image.open(os.path.join(a.out, f)).convert("RGB")) for f in files])
     assert (dec == rgb).all()
-    pred = predict(model, dec, flip=bool(cfg.get("flip_average", False))).astype("<f4")
+    pred = predict(model, dec, flip=engine_flip(cfg)).astype("<f4")
     pred.tofile(os.path.join(a.out, "torch_out.f32"))
     np.save(os.path.join(a.out, "torch_out.npy"), pred)
     gt["front"].astype("<f4").tofile(os.path.join(a.out, "gt_front.f32"))

@@ -37,6 +37,11 @@ def load_model(weights, config=None):
     return model.eval(), cfg
 
 
+def engine_flip(cfg):
+    """Whether the engine runs these weights flip-averaged (`flip_average` in mrdepth.json)."""
+    return bool(cfg.get("flip_average", False))
+
+
 def run_net(model, x, flip=False):
     """What the engine runs on a normalised batch: model(x), or with flip averaging (`flip_average` in the
     json) the mean of model(x) and the mirror image of model(mirror(x)) (MRDepthUNet.predict in Swift)."""
@@ -135,7 +140,7 @@ def main():
         a.infer_size = [int(v) for v in cfg["input_size"]]
     data = load_shards(a.data)
     n, h, w = data["front"].shape
-    flip = bool(cfg.get("flip_average", False)) if a.flip == "json" else a.flip == "on"
+    flip = engine_flip(cfg) if a.flip == "json" else a.flip == "on"
     pred = {"model": predict(model, data["rgb"], infer_size=a.infer_size, flip=flip)}
     pred.update(baselines(n, h, w))
     res = evaluate_set(pred, data)

@@ -142,6 +142,9 @@ class ModelTests(unittest.TestCase):
         self.assertTrue((y[:, 0] > 0).all())
         self.assertTrue((y[:, 1] >= y[:, 0]).all())
         self.assertTrue(((y[:, 2] >= 0) & (y[:, 2] <= 1)).all())
+        names = set(m.state_dict())
+        for k in ("stem.conv.weight", "enc4.conv2.bn.running_var", "dec1.conv1.conv.weight", "head.out.bias"):
+            self.assertIn(k, names)
 
     def test_flip_average(self):
         """run_net with flip averaging (flip_average in the json) is the mean of the two passes, and mirror-equivariant."""
@@ -157,9 +160,6 @@ class ModelTests(unittest.TestCase):
             self.assertFalse(torch.allclose(y, plain, atol=1e-4))
             self.assertTrue(torch.allclose(run_net(m, x.flip(3), flip=True).flip(3), y, atol=1e-6))
             self.assertTrue(torch.equal(run_net(m, x), plain))
-        names = set(m.state_dict())
-        for k in ("stem.conv.weight", "enc4.conv2.bn.running_var", "dec1.conv1.conv.weight", "head.out.bias"):
-            self.assertIn(k, names)
 
 
 if __name__ == "__main__":
