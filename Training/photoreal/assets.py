@@ -68,8 +68,8 @@ def _parse_properties(text: str) -> dict:
 
 def read_catalogs(catalog_dir: str = CATALOG_DIR) -> list:
     """Every model of every catalog: dicts with id, catalog, licence, name, category, creator, size_cm
-    (width, depth, height), rotation (9 floats, row-major, or None), elevation_cm, door_or_window, and
-    `member` (the OBJ's path inside the zip). Sorted by id, so the order is the same on every machine."""
+    (width, depth, height), rotation (9 floats, row-major, or None), elevation_cm, door_or_window,
+    drop_on_top_cm (height where items can stand on it, or None) and `member` (the OBJ's path inside the zip). Sorted by id, so the order is the same on every machine."""
     models = []
     for stem, licence in CATALOG_LICENCES.items():
         path = os.path.join(catalog_dir, stem + ".sh3f")

@@ -187,27 +187,22 @@ def import_model_scaled(m, cache):
     for o in parts:
         o.data.validate(clean_customdata=False)
     parts = [o for o in parts if len(o.data.polygons) > 0]
-    rotation = m["rotation"]
-    if rotation:
+    Rb = Matrix.Identity(4)
+    if m["rotation"]:
+        rot = m["rotation"]
+        R = Matrix([rot[0:3], rot[3:6], rot[6:9]])  # OBJ frame (Y up)
+        C = Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))  # OBJ -> Blender axes
+        Rb3 = C @ R @ C.inverted()
         # Two catalog entries (Scopia#black_table, #table4) carry a stale modelRotation: their catalog size
         # fits the unrotated model (per-axis fit 1.00) and the rotated one 2.4-3.6x unevenly. Drop such a
         # rotation rather than stretch the model.
         lo, hi = _extent(parts)
         ext_raw = hi - lo  # Blender axes x (width), y (depth), z (height)
-        R = Matrix([rotation[0:3], rotation[3:6], rotation[6:9]])
-        C = Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))
-        Rb3 = C @ R @ C.inverted()
         ext_rot = np.abs(np.array(Rb3)) @ ext_raw
         want = np.array(m["size_cm"], np.float64)
         uneven = lambda e: (want / np.maximum(e, 1e-9)).max() / (want / np.maximum(e, 1e-9)).min()  # noqa: E731
-        if uneven(ext_rot) > 1.5 and uneven(ext_raw) < 1.05:
-            rotation = None
-    if rotation:
-        R = Matrix([rotation[0:3], rotation[3:6], rotation[6:9]])  # OBJ frame (Y up)
-        C = Matrix(((1, 0, 0), (0, 0, -1), (0, 1, 0)))  # OBJ -> Blender axes
-        Rb = (C @ R @ C.inverted()).to_4x4()
-    else:
-        Rb = Matrix.Identity(4)
+        if not (uneven(ext_rot) > 1.5 and uneven(ext_raw) < 1.05):
+            Rb = Rb3.to_4x4()
     for o in parts:
         o.data.transform(Rb @ o.matrix_world)
         o.matrix_world = Matrix.Identity(4)
@@ -317,7 +312,7 @@ class Scene:
         if self.target_model and not self.against:  # free-standing, any yaw: keep its turning circle clear
             half_d = max(self.target_model["size_cm"][:2]) / 200
         back = half_d + (0.02 if self.against else r.uniform(0.05, 1.2))
-        self.x0, self.x1 = -W * r.uniform(0.3, 0.7), 0
+        self.x0 = -W * r.uniform(0.3, 0.7)
         self.x1 = self.x0 + W
         self.y1 = back
         self.y0 = self.y1 - D
@@ -498,7 +493,7 @@ class Scene:
 
     # -- labels
     def build_bvh(self):
-        verts, tris, owner, normals_src = [], [], [], []
+        verts, tris, owner = [], [], []
         self.owner_kinds = []
         off = 0
         for k, ob in enumerate(o for o in bpy.data.objects if o.type == "MESH"):
@@ -595,8 +590,6 @@ class Scene:
             jit = ext * (r.uniform(-0.5, 0.5, 3) if cut else r.uniform(-0.12, 0.12, 3))
             look = Vector(c + jit)
         else:
-            fill = 0.0
-            cut = False
             dist = r.uniform(2.0, 4.5)
             az = float(r.uniform(-0.7, 0.7))
             look = Vector((r.uniform(self.x0 + 0.5, self.x1 - 0.5), self.y1, r.uniform(0.3, 1.4)))
@@ -612,7 +605,7 @@ class Scene:
         rot = (look - pos).to_track_quat("-Z", "Y")
         roll = Matrix.Rotation(math.radians(r.normal(0, 3.0)), 4, "Z")
         cam.matrix_world = Matrix.Translation(pos) @ rot.to_matrix().to_4x4() @ roll
-        return cam, fov, dict(fill_goal=fill, cut=cut)
+        return cam, fov
 
 
 # ----------------------------------------------------------------------------- camera model (post)
@@ -683,7 +676,7 @@ def render_scene(seed, split, assets, a, tmpdir, log):
     views = []
     for v in range(a.views):
         for attempt in range(8):
-            cam, fov, info = scn.camera(v)
+            cam, fov = scn.camera(v)
             f, b, m, fg, n = scn.cast(cam, a.size, fov)
             fill = m.mean()
             # the target must be seen (2-85 % of the frame), the camera not inside furniture or a wall

@@ -22,7 +22,10 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy.lib.format as fmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -112,10 +115,8 @@ def main():
         list(ex.map(run, todo))
     shards = sorted(f for f in glob.glob(os.path.join(a.out, f"{a.split}_*.npz")) if ".tmp" not in f)
     views = 0
-    import zipfile
     for f in shards:  # count views from the npz member's header without loading it
         with zipfile.ZipFile(f) as z, z.open("fov.npy") as fh:
-            import numpy.lib.format as fmt
             fmt.read_magic(fh)
             views += fmt.read_array_header_1_0(fh)[0][0]
     disk = sum(os.path.getsize(f) for f in shards)
