@@ -48,7 +48,7 @@ let package = Package(
 
         // MARK: Pipeline and the mesh command (issue 6)
         .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "mesh"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport", "mesh"]),
 
         // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),

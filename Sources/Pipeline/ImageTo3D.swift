@@ -104,6 +104,7 @@ public final class ImageTo3D: Sendable {
     func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, timer start: StageTimer) throws(PipelineError) -> PipelineResult {
         var timer = start
         try ImageTo3D.validate(options)
+        try PhotoRequirements.check(width: decoded.image.width, height: decoded.image.height)
         let photo = decoded.image.flattened()
         let estimate = try estimateDepth(photo, options: options)
         timer.lap("depth")

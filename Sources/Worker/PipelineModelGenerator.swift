@@ -4,8 +4,8 @@ import Pipeline
 /// The real engine behind the worker: `ImageTo3D` (decode → depth network → mesher → files).
 ///
 /// One instance serves every job: the engine is immutable and each call has its own
-/// workspace. Outcomes: a photo that cannot be decoded (`ImageError`) or holds no object for
-/// object mode is permanent; a failed write (disk full, shared filesystem gone) is transient;
+/// workspace. Outcomes: a photo that cannot be decoded (`ImageError`), is too small or too
+/// elongated (`image_too_small`, `bad_aspect_ratio`) or holds no object for object mode is permanent; a failed write (disk full, shared filesystem gone) is transient;
 /// anything else from the engine is permanent.
 public struct PipelineModelGenerator: ModelGenerating {
     public let engine: ImageTo3D

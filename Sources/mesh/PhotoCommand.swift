@@ -61,7 +61,7 @@ struct PhotoCommand: ParsableCommand {
     @Option(help: "Write the front depth as PFM (float32, photo size, larger = farther).")
     var depthOut: String?
 
-    @Option(help: "Write the foreground mask as PNG (network size).")
+    @Option(help: "Write the foreground mask as PNG (photo size).")
     var maskOut: String?
 
     @Option(help: "Write a PNG rendering of the model from a three-quarter view.")
@@ -193,9 +193,11 @@ struct PhotoCommand: ParsableCommand {
         }
         if let maskOut {
             let target = sidecar(maskOut, stem: stem, suffix: "_mask.png")
-            let maps = result.maps
-            let bytes = maps.mask.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
-            try write(try PNGEncoder.encodeGray(width: maps.width, height: maps.height, pixels: bytes), to: target)
+            // At the photo's upright size, like --depth-out, so it lies over the photo in an editor.
+            let photo = result.photo, maps = result.maps
+            let mask = ImageTo3DMaps.upsample(maps.mask, width: maps.width, height: maps.height, to: photo.width, photo.height)
+            let bytes = mask.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+            try write(try PNGEncoder.encodeGray(width: photo.width, height: photo.height, pixels: bytes), to: target)
             extra.append(target)
         }
         if let preview {

@@ -4,6 +4,7 @@ import Imaging
 import MeshIO
 import Meshing
 import Testing
+import WorkerTestSupport
 @testable import Pipeline
 
 /// Runs the built `mesh` executable (a dependency of this test target) on the bundled
@@ -116,18 +117,24 @@ struct MeshCommandTests {
         #expect(texture.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
     }
 
-    @Test("--depth-out has the photo's upright size; --mask-out and --preview are PNGs")
+    @Test("--depth-out and --mask-out have the photo's upright size; --preview is a PNG")
     func sideOutputs() throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // 37x23 stored, EXIF orientation 6: upright it is 23x37.
-        let photo = MeshTool.root.appendingPathComponent("Tests/ImagingTests/Fixtures/jpeg_orientation_6.jpg").path
+        // 64x40 stored, EXIF orientation 6: upright it is 40x64.
+        var stored = Image(width: 64, height: 40, filledWith: [90, 120, 150])
+        for y in 10..<30 { for x in 20..<44 { stored.pixels.replaceSubrange((y * 64 + x) * 3..<(y * 64 + x) * 3 + 3, with: [200, 60, 40]) } }
+        let oriented = TestFixtures.png(try PNGEncoder.encode(stored), withOrientation: 6)
+        try Data(oriented).write(to: dir.appendingPathComponent("rotated.png"))
+        let photo = dir.appendingPathComponent("rotated.png").path
         let result = try MeshTool.run([photo, "--mode", "relief", "-o", "m.ply", "--depth-out", "d.pfm",
                                        "--mask-out", "mask.png", "--preview", "p.png", "--quiet"], in: dir)
         try #require(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.isEmpty)
         let pfm = try #require(PFM.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent("d.pfm")))))
-        #expect(pfm.width == 23 && pfm.height == 37)
+        #expect(pfm.width == 40 && pfm.height == 64)
+        let mask = try ImageDecoder.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent("mask.png")))).image
+        #expect(mask.width == 40 && mask.height == 64)
         #expect(pfm.values.allSatisfy { $0 > 0 && $0.isFinite })
         for name in ["mask.png", "p.png"] {
             #expect(try Data(contentsOf: dir.appendingPathComponent(name)).prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
@@ -145,7 +152,7 @@ struct MeshCommandTests {
         try Data(truncated).write(to: dir.appendingPathComponent("broken.jpg"))
         try Data("<html><body>404</body></html>".utf8).write(to: dir.appendingPathComponent("page.jpg"))
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
-        let good = MeshTool.root.appendingPathComponent("Tests/ImagingTests/Fixtures/png_rgb8.png").path
+        let good = MeshTool.root.appendingPathComponent("Tests/WorkerTestSupport/Fixtures/photo_1.png").path
         let result = try MeshTool.run(["broken.jpg", good, "page.jpg", "--mode", "relief", "-o", "out", "--json"], in: dir)
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains("broken.jpg") && result.stderr.contains("truncated"))
@@ -153,8 +160,24 @@ struct MeshCommandTests {
         let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
         #expect(reports.map(\.ok) == [false, true, false])
         #expect(reports.map(\.errorCode) == ["truncated", nil, "not_an_image"])
-        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/png_rgb8.obj").path))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/photo_1.obj").path))
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/broken.obj").path))
+    }
+
+    @Test("1x1, 10000x10 and 4000x40 photos are bad input: exit 65 with their codes, not an internal error")
+    func unusablePhotos() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(PNGEncoder.encode(Image(width: 1, height: 1, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("dot.png"))
+        try Data(PNGEncoder.encode(Image(width: 10000, height: 10, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("strip.png"))
+        try Data(PNGEncoder.encode(Image(width: 4000, height: 40, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("band.png"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
+        let result = try MeshTool.run(["dot.png", "strip.png", "band.png", "-o", "out", "--json"], in: dir)
+        #expect(result.status == 65, "\(result.stderr)")
+        let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
+        // 10000x10 is refused for its 10-pixel side before its aspect is looked at.
+        #expect(reports.map(\.errorCode) == ["image_too_small", "image_too_small", "bad_aspect_ratio"])
+        #expect(result.stderr.contains("1x1") && result.stderr.contains("10000x10") && result.stderr.contains("4000x40"), "\(result.stderr)")
     }
 
     @Test("mesh network writes the raw outputs the engine's model gives for the same pixels")
@@ -197,3 +220,4 @@ struct MeshCommandTests {
         #expect(result.status == 64, "\(result.stderr)")
     }
 }
+

@@ -6,6 +6,18 @@ import Testing
 
 @Suite("Pipeline building blocks")
 struct PipelineUnitTests {
+    @Test("photos under 32 pixels on a side or past 1:8 are bad input with their own codes",
+          arguments: [(1, 1, "image_too_small"), (31, 200, "image_too_small"), (10000, 10, "image_too_small"),
+                      (10000, 40, "bad_aspect_ratio"), (32, 257, "bad_aspect_ratio"), (32, 256, nil), (640, 480, nil)] as [(Int, Int, String?)])
+    func photoRequirements(width: Int, height: Int, code: String?) {
+        do {
+            try PhotoRequirements.check(width: width, height: height)
+            #expect(code == nil, "\(width)x\(height) passed")
+        } catch {
+            #expect(error.code == code && error.isBadInput, "\(width)x\(height): \(error)")
+        }
+    }
+
     @Test("bilinear resampling keeps constants and linear ramps")
     func resample() {
         let constant = [Float](repeating: 3.5, count: 12)

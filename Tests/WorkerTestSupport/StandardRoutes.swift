@@ -18,17 +18,29 @@ public enum TestFixtures {
     /// an IEND: a decompression bomb's header, rejected from the header before any allocation.
     public static func pngHeader(width: UInt32, height: UInt32) -> [UInt8] {
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
-        func chunk(_ type: String, _ data: [UInt8]) {
-            let typed = Array(type.utf8) + data
-            out += be(UInt32(data.count)) + typed + be(crc32(typed))
-        }
-        chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+        out += pngChunk("IHDR", be32(width) + be32(height) + [8, 2, 0, 0, 0])
         // A few compressed bytes: libpng wants an IDAT before it reports the header.
-        chunk("IDAT", [0x78, 0x9C, 0x63, 0x60, 0xA0, 0x0C, 0x00, 0x00, 0x00, 0x40, 0x00, 0x01])
-        chunk("IEND", [])
+        out += pngChunk("IDAT", [0x78, 0x9C, 0x63, 0x60, 0xA0, 0x0C, 0x00, 0x00, 0x00, 0x40, 0x00, 0x01])
+        out += pngChunk("IEND", [])
         return out
     }
+
+    /// `png` with an EXIF orientation, as an eXIf chunk right after IHDR.
+    public static func png(_ png: [UInt8], withOrientation orientation: UInt16) -> [UInt8] {
+        // Big-endian TIFF header, one IFD entry: tag 0x0112 (Orientation), SHORT, count 1.
+        let exif: [UInt8] = [0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1,
+                             UInt8(orientation >> 8), UInt8(orientation & 0xFF), 0, 0, 0, 0, 0, 0]
+        let afterIHDR = 8 + 8 + 13 + 4
+        return Array(png[..<afterIHDR]) + pngChunk("eXIf", exif) + Array(png[afterIHDR...])
+    }
+
+    /// One PNG chunk: length, type, data, CRC.
+    public static func pngChunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+        let typed = Array(type.utf8) + data
+        return be32(UInt32(data.count)) + typed + be32(crc32(typed))
+    }
+
+    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
 
     static func crc32(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF

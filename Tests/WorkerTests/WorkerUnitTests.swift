@@ -1,6 +1,7 @@
 import AMQP
 import ArgumentParser
 import Fetch
+import Imaging
 import Foundation
 import MeshIO
 import Testing
@@ -169,6 +170,25 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         #expect(summary == OBJSummary(text: try String(contentsOf: result.modelFiles[0], encoding: .utf8)))
         #expect(summary.vertices == 8 && summary.faces == 12)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model3d_1_20240101_000000.obj"])
+    }
+
+    @Test func tooSmallAndTooElongatedPhotosArePermanentWithTheirCodes() throws {
+        let engine = try WorkerIntegrationTests.realEngine()
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (width, height, code) in [(1, 1, "image_too_small"), (400, 40, "bad_aspect_ratio")] {
+            let png = try PNGEncoder.encode(Image(width: width, height: height, filledWith: [128, 128, 128]))
+            #expect(throws: JobFailure.self) {
+                do {
+                    _ = try engine.generate(imageBytes: png, imageURL: dir.appendingPathComponent("x.png"), modelsDirectory: dir,
+                                            baseName: "model3d_1_20240101_000000", blasThreads: 1)
+                } catch let failure as JobFailure {
+                    #expect(failure.kind == .permanent && failure.code == code, "\(failure)")
+                    throw failure
+                }
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 }
 
