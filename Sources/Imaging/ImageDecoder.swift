@@ -12,6 +12,8 @@ public struct DecodedImage: Sendable {
     /// Dimensions as stored in the file, before orientation.
     public var storedWidth: Int
     public var storedHeight: Int
+    /// The 35 mm equivalent focal length from EXIF (`FocalLengthIn35mmFilm`), when the file has one.
+    public var focalLength35mm: Int? = nil
 }
 
 /// What the header says, read without decoding any pixels.
@@ -21,6 +23,8 @@ public struct ImageInfo: Sendable, Equatable {
     public var storedHeight: Int
     public var orientation: Orientation
     public var hasAlpha: Bool
+    /// The 35 mm equivalent focal length from EXIF, when present.
+    public var focalLength35mm: Int? = nil
 
     /// Dimensions after orientation is applied.
     public var width: Int { orientation.swapsDimensions ? storedHeight : storedWidth }
@@ -54,15 +58,16 @@ public enum ImageDecoder {
         switch format {
         case .jpeg:
             let info = try JPEG.readInfo(raw)
-            let orientation = EXIF.jpegOrientation(raw) ?? .up
+            let exif = EXIF.jpegTIFF(raw).map { EXIF.info(tiff: $0) } ?? EXIFInfo()
             let result = ImageInfo(format: .jpeg, storedWidth: Int(info.width), storedHeight: Int(info.height),
-                                   orientation: orientation, hasAlpha: false)
+                                   orientation: exif.orientation ?? .up, hasAlpha: false, focalLength35mm: exif.focalLength35mm)
             try check(result, limits: limits)
             return result
         case .png:
             let (w, h, alpha) = try PNG.readInfo(raw)
-            let result = ImageInfo(format: .png, storedWidth: w, storedHeight: h,
-                                   orientation: EXIF.pngOrientation(raw) ?? .up, hasAlpha: alpha)
+            let exif = EXIF.pngTIFF(raw).map { EXIF.info(tiff: $0) } ?? EXIFInfo()
+            let result = ImageInfo(format: .png, storedWidth: w, storedHeight: h, orientation: exif.orientation ?? .up,
+                                   hasAlpha: alpha, focalLength35mm: exif.focalLength35mm)
             try check(result, limits: limits)
             return result
         default:
@@ -79,7 +84,8 @@ public enum ImageDecoder {
         default: throw ImageError.unsupportedFormat(info.format.rawValue)
         }
         return DecodedImage(image: stored.applying(info.orientation), format: info.format,
-                            orientation: info.orientation, storedWidth: info.storedWidth, storedHeight: info.storedHeight)
+                            orientation: info.orientation, storedWidth: info.storedWidth, storedHeight: info.storedHeight,
+                            focalLength35mm: info.focalLength35mm)
     }
 
     /// Byte-level checks common to every format: size, emptiness, signature.

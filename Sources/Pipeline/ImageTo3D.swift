@@ -88,46 +88,79 @@ public final class ImageTo3D: Sendable {
     // MARK: Running
 
     /// Decodes `bytes`, estimates depth, meshes and writes `<base>.<ext>` for each format.
-    public func run(imageBytes bytes: [UInt8], output base: URL, options: PipelineOptions) throws(PipelineError) -> PipelineResult {
+    /// A cut-out photo (a PNG with a non-trivial alpha channel) uses its alpha as the mask;
+    /// `mask` (any image of the photo's upright size or aspect: white = object, or its alpha
+    /// when it has one) overrides both.
+    public func run(imageBytes bytes: [UInt8], output base: URL, options: PipelineOptions, mask: Image? = nil) throws(PipelineError) -> PipelineResult {
         var timer = StageTimer()
         let decoded: DecodedImage
         do { decoded = try ImageDecoder.decode(bytes, limits: options.limits) } catch { throw .image(error) }
         timer.lap("decode")
-        return try run(decoded: decoded, output: base, options: options, timer: timer)
+        return try run(decoded: decoded, output: base, options: options, mask: mask, timer: timer)
     }
 
     /// As `run(imageBytes:)`, for an already decoded photo.
-    public func run(decoded: DecodedImage, output base: URL, options: PipelineOptions) throws(PipelineError) -> PipelineResult {
-        try run(decoded: decoded, output: base, options: options, timer: StageTimer())
+    public func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask: Image? = nil) throws(PipelineError) -> PipelineResult {
+        try run(decoded: decoded, output: base, options: options, mask: mask, timer: StageTimer())
     }
 
-    func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, timer start: StageTimer) throws(PipelineError) -> PipelineResult {
+    func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask userMask: Image?, timer start: StageTimer) throws(PipelineError) -> PipelineResult {
         var timer = start
         try ImageTo3D.validate(options)
         try PhotoRequirements.check(width: decoded.image.width, height: decoded.image.height)
-        let photo = decoded.image.flattened()
-        let estimate = try estimateDepth(photo, options: options)
+        // The silhouette the user gave, at the photo's size: a mask file, else a cut-out's alpha.
+        var given: (values: [Float], source: MaskSource)?
+        if let userMask {
+            given = (try Silhouette.fileMask(userMask, photoWidth: decoded.image.width, photoHeight: decoded.image.height), .file)
+        } else if let alpha = Silhouette.alphaMask(decoded.image) {
+            given = (alpha, .alpha)
+        }
+        // A cut-out is shown to the network on a neutral grey, not on the white of a page.
+        let photo = given?.source == .alpha ? decoded.image.flattened(over: (128, 128, 128)) : decoded.image.flattened()
+        var estimate = try estimateDepth(photo, options: options)
+        if let given {
+            estimate.maps.mask = FloatMap.areaResize(given.values, width: photo.width, height: photo.height,
+                                                     to: estimate.maps.width, estimate.maps.height)
+        }
         timer.lap("depth")
 
-        let fov = options.fovDegrees ?? trainedFieldOfView
+        let (fov, fovSource) = fieldOfView(options: options, decoded: decoded)
         let maps = estimate.maps
-        let camera = PinholeCamera(width: maps.width, height: maps.height, verticalFieldOfView: fov)
-        let mode = options.mode == .auto
-            ? AutoModeRule().choose(mask: maps.mask, width: maps.width, height: maps.height)
-            : options.mode
+        let mode: PipelineOptions.Mode
+        switch options.mode {
+        case .auto where given != nil: mode = .object   // the user marked the object
+        case .auto: mode = AutoModeRule().choose(mask: maps.mask, width: maps.width, height: maps.height)
+        default: mode = options.mode
+        }
         var mesh: Mesh
         var scale: Float? = nil
         var cameraPosition: SIMD3<Float>? = nil
+        var size: ObjectSize? = nil
+        var volumeResolution: Int? = nil
+        var silhouette = maps
         do {
             switch mode {
             case .object, .auto:
+                silhouette = ImageTo3D.silhouetteMaps(maps, photo: photo, given: given?.values, options: options)
                 var o = ObjectMesher.Options()
-                o.resolution = options.volumeResolution
-                o.smoothingIterations = options.smoothingIterations
+                o.resolution = Silhouette.volumeResolution(
+                    mask: silhouette.mask, width: silhouette.width, height: silhouette.height, threshold: o.maskThreshold,
+                    base: options.volumeResolution, limit: options.maxVolumeResolution)
+                volumeResolution = o.resolution
+                // Taubin smoothing diffuses over about √iterations edges: a finer grid needs more
+                // iterations for the same smoothing in the object's own units.
+                let finer = Float(o.resolution) / Float(options.volumeResolution)
+                o.smoothingIterations = Int((Float(options.smoothingIterations) * min(finer * finer, 4)).rounded())
                 o.threads = options.threads
-                var cleaned = maps
-                cleaned.mask = MaskCleanup.clean(maps.mask, width: maps.width, height: maps.height)
-                let result = try ObjectMesher(options: o).mesh(cleaned, camera: camera, photo: photo)
+                let camera = PinholeCamera(width: silhouette.width, height: silhouette.height, verticalFieldOfView: fov)
+                var result = try ObjectMesher(options: o).mesh(silhouette, camera: camera, photo: photo)
+                if let height = options.objectHeight {
+                    result.mesh.scale(by: height)
+                    result.scale *= height
+                    if let b = result.mesh.bounds {
+                        size = ObjectSize(width: b.size.x, depth: b.size.z, height: b.size.y, source: .givenHeight)
+                    }
+                }
                 mesh = result.mesh
                 scale = result.scale
                 cameraPosition = result.cameraPosition
@@ -142,6 +175,7 @@ public final class ImageTo3D: Sendable {
                 var o = ReliefMesher.Options()
                 o.maxError = options.reliefMaxError
                 o.vertexColors = true
+                let camera = PinholeCamera(width: maps.width, height: maps.height, verticalFieldOfView: fov)
                 mesh = try ReliefMesher(options: o).mesh(DepthMaps(width: maps.width, height: maps.height, depth: maps.front),
                                                          camera: camera, photo: photo)
             }
@@ -160,9 +194,107 @@ public final class ImageTo3D: Sendable {
             watertight: report.isWatertight, consistentlyWound: report.isConsistentlyWound,
             photoWidth: photo.width, photoHeight: photo.height,
             networkWidth: estimate.networkWidth, networkHeight: estimate.networkHeight,
-            fovDegrees: fov, scale: scale, cameraPosition: cameraPosition.map { [$0.x, $0.y, $0.z] },
+            fovDegrees: fov, fovSource: fovSource, maskSource: given?.source ?? .network,
+            volumeResolution: volumeResolution, size: size, sizeSource: size?.source ?? .unknown,
+            scale: scale, cameraPosition: cameraPosition.map { [$0.x, $0.y, $0.z] },
             depthModel: estimate.depthModelName, milliseconds: timer.stages)
-        return PipelineResult(summary: summary, mesh: mesh, maps: maps, photo: photo)
+        return PipelineResult(summary: summary, mesh: mesh, maps: maps, silhouette: silhouette, photo: photo)
+    }
+
+    /// The camera's vertical field of view and where it came from: the options, the photo's
+    /// EXIF 35 mm equivalent focal length, or the weights' default.
+    func fieldOfView(options: PipelineOptions, decoded: DecodedImage) -> (Float, FieldOfViewSource) {
+        if let fov = options.fovDegrees { return (fov, .given) }
+        if let focal = decoded.focalLength35mm,
+           let fov = ImageTo3D.verticalFieldOfView(focalLength35mm: focal, width: decoded.image.width, height: decoded.image.height) {
+            return (fov, .exif)
+        }
+        return (trainedFieldOfView, .default)
+    }
+
+    /// The vertical field of view of a `width`×`height` (upright) photo whose lens has the 35 mm
+    /// equivalent focal length `focal` mm. The equivalence is by the diagonal (43.27 mm for a
+    /// 36×24 mm frame), which holds for any aspect. Nil outside 1…179°.
+    public static func verticalFieldOfView(focalLength35mm focal: Int, width: Int, height: Int) -> Float? {
+        guard focal > 0, width > 0, height > 0 else { return nil }
+        let diagonal = (36.0 * 36.0 + 24.0 * 24.0).squareRoot()
+        let side = diagonal * Double(height) / (Double(width * width + height * height)).squareRoot()
+        let fov = Float(2 * atan(side / (2 * Double(focal))) * 180 / Double.pi)
+        return PipelineOptions.isValidFieldOfView(fov) ? fov : nil
+    }
+
+    /// The maps object mode carves, at up to `options.silhouetteResolution` on the longer side:
+    /// the depth of the object's own pixels (each background pixel takes the depth of the nearest
+    /// object pixel at network resolution, so thin parts the network could not resolve get the
+    /// object's depth, not the floor's), upsampled; and the mask at that size: the given one
+    /// (area-averaged), or the network's, cleaned, upsampled and snapped to the photo's edges.
+    static func silhouetteMaps(_ maps: DepthMaps, photo: Image, given: [Float]?, options: PipelineOptions) -> DepthMaps {
+        let long = min(max(photo.width, photo.height), max(options.silhouetteResolution, max(maps.width, maps.height)))
+        let (w, h) = mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: long, networkHeight: long)
+        var coarse = maps
+        if given == nil { coarse.mask = MaskCleanup.clean(maps.mask, width: maps.width, height: maps.height) }
+        let (front, back) = objectDepth(coarse)
+        var mask: [Float]
+        if let given {
+            mask = FloatMap.areaResize(given, width: photo.width, height: photo.height, to: w, h)
+            mask = MaskCleanup.clean(mask, width: w, height: h, radius: 0, fillHoles: false)
+        } else if w == maps.width && h == maps.height {
+            mask = coarse.mask
+        } else {
+            let guide = photo.resized(width: w, height: h)
+            let up = FloatMap.resample(coarse.mask, width: maps.width, height: maps.height, to: w, h)
+            let radius = max(2, Int((2.5 * Float(w) / Float(maps.width)).rounded()))
+            mask = Silhouette.guided(up, photo: guide, radius: radius)
+            mask = MaskCleanup.clean(mask, width: w, height: h, radius: 1)
+        }
+        return DepthMaps(width: w, height: h,
+                         front: FloatMap.resample(front, width: maps.width, height: maps.height, to: w, h),
+                         back: FloatMap.resample(back, width: maps.width, height: maps.height, to: w, h), mask: mask)
+    }
+
+    /// Front and back depth where every pixel outside the mask's interior (the mask eroded by
+    /// `rim` pixels) is filled from the interior ring by ring, each pixel the mean of its
+    /// 8 neighbours already filled: a smooth continuation, not the steps a nearest-pixel copy
+    /// leaves. A network's depth blurs into the background over the last pixels of an object:
+    /// kept, that steep skirt becomes fins along the silhouette. The maps are unchanged when the
+    /// mask is empty.
+    static func objectDepth(_ maps: DepthMaps, threshold: Float = 0.5, rim: Int = 2) -> ([Float], [Float]) {
+        var front = maps.front, back = maps.back
+        let w = maps.width, h = maps.height
+        let inside = maps.mask.map { $0 >= threshold }
+        var interior = MaskCleanup.erode(inside, w, h, rim)
+        if !interior.contains(true) { interior = inside }
+        guard interior.contains(true) else { return (front, back) }
+        // Ring number of each pixel (0 = interior), by breadth-first search over 8-neighbours.
+        var ring = interior.map { $0 ? 0 : Int32.max }
+        var frontier = ring.indices.filter { ring[$0] == 0 }
+        var level: Int32 = 0
+        let steps = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)]
+        while !frontier.isEmpty {
+            level += 1
+            var next: [Int] = []
+            for k in frontier {
+                let x = k % w, y = k / w
+                for (dx, dy) in steps {
+                    let u = x + dx, v = y + dy
+                    guard u >= 0, v >= 0, u < w, v < h, ring[v * w + u] == Int32.max else { continue }
+                    ring[v * w + u] = level
+                    next.append(v * w + u)
+                }
+            }
+            for k in next {
+                let x = k % w, y = k / w
+                var f: Float = 0, b: Float = 0, n: Float = 0
+                for (dx, dy) in steps {
+                    let u = x + dx, v = y + dy
+                    guard u >= 0, v >= 0, u < w, v < h, ring[v * w + u] < level else { continue }
+                    f += front[v * w + u]; b += back[v * w + u]; n += 1
+                }
+                front[k] = f / n; back[k] = b / n
+            }
+            frontier = next
+        }
+        return (front, back)
     }
 
     static func validate(_ options: PipelineOptions) throws(PipelineError) {
@@ -178,6 +310,15 @@ public final class ImageTo3D: Sendable {
             throw .invalidOptions("field of view must be between \(fovBounds.lower) and \(fovBounds.upper) degrees, not \(fov)")
         }
         if options.threads < 1 { throw .invalidOptions("threads must be at least 1") }
+        if !volumes.contains(options.maxVolumeResolution) {
+            throw .invalidOptions("maximum volume resolution must be between \(volumes.lowerBound) and \(volumes.upperBound), not \(options.maxVolumeResolution)")
+        }
+        if !resolutions.contains(options.silhouetteResolution) {
+            throw .invalidOptions("silhouette resolution must be between \(resolutions.lowerBound) and \(resolutions.upperBound), not \(options.silhouetteResolution)")
+        }
+        if let height = options.objectHeight, !(height > 0 && height < 1000) {
+            throw .invalidOptions("the object's height must be between 0 and 1000 metres, not \(height)")
+        }
     }
 
     // MARK: Depth
@@ -290,7 +431,12 @@ public struct DepthEstimate: Sendable {
 public struct PipelineResult: Sendable {
     public var summary: PipelineSummary
     public var mesh: Mesh
+    /// The network's maps (network resolution, the photo's aspect), the mask replaced by a
+    /// cut-out's or a given one when there was one.
     public var maps: DepthMaps
+    /// Object mode: the maps the object was carved from (up to `silhouetteResolution`, the mask
+    /// refined); in relief mode the same as `maps`.
+    public var silhouette: DepthMaps
     /// The upright RGB photo.
     public var photo: Image
 }
@@ -309,6 +455,17 @@ public struct PipelineSummary: Sendable, Codable, Equatable {
     public var networkHeight: Int
     /// Vertical field of view of the camera the model was built with.
     public var fovDegrees: Float
+    /// Where `fovDegrees` came from.
+    public var fovSource: FieldOfViewSource
+    /// Where the object's silhouette came from.
+    public var maskSource: MaskSource
+    /// Object mode: the marching-cubes voxels along the object's longest side.
+    public var volumeResolution: Int?
+    /// Object mode: the model's size in metres, when it is known.
+    public var size: ObjectSize?
+    /// How the size was found (`unknown` until the network gives metric depth, unless the user
+    /// gave the height).
+    public var sizeSource: SizeSource
     /// Object mode: output = (camera-frame point − anchor) × scale.
     public var scale: Float?
     /// Object mode: the camera's position in the output frame (it looks along −Z).
@@ -316,6 +473,32 @@ public struct PipelineSummary: Sendable, Codable, Equatable {
     public var depthModel: String
     /// Milliseconds per stage, in order: decode, depth, mesh, write (and any added later).
     public var milliseconds: [StageTime]
+}
+
+/// Where the field of view came from.
+public enum FieldOfViewSource: String, Sendable, Codable, Equatable {
+    /// `PipelineOptions.fovDegrees` (`mesh --fov`).
+    case given
+    /// The photo's EXIF `FocalLengthIn35mmFilm`.
+    case exif
+    /// The weights' `fov_degrees` (60 when they have none).
+    case `default`
+}
+
+/// How an object model's real size was found.
+public enum SizeSource: String, Sendable, Codable, Equatable {
+    /// The user gave the real height (`mesh --height`).
+    case givenHeight = "given_height"
+    /// Not known: the model has a height of 1.
+    case unknown
+}
+
+/// An object model's extent in metres along the output frame's axes.
+public struct ObjectSize: Sendable, Codable, Equatable {
+    public var width: Float
+    public var depth: Float
+    public var height: Float
+    public var source: SizeSource
 }
 
 /// One stage's duration.

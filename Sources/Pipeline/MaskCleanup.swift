@@ -6,14 +6,15 @@
 /// Without it, a speckled or cracked mask carves tunnels through the volume: the mesh is
 /// still closed, but full of see-through holes (high genus).
 enum MaskCleanup {
-    static func clean(_ mask: [Float], width w: Int, height h: Int, threshold: Float = 0.5, radius: Int = 2) -> [Float] {
+    static func clean(_ mask: [Float], width w: Int, height h: Int, threshold: Float = 0.5, radius: Int = 2,
+                      fillHoles fill: Bool = true) -> [Float] {
         precondition(mask.count == w * h)
         var binary = mask.map { $0 >= threshold }
         if radius > 0 {
             binary = erode(dilate(binary, w, h, radius), w, h, radius)
         }
         binary = mostConfidentComponent(binary, mask, w, h, threshold: threshold)
-        binary = fillHoles(binary, w, h)
+        if fill { binary = fillHoles(binary, w, h) }
         var out = mask
         for i in 0..<out.count {
             let was = mask[i] >= threshold

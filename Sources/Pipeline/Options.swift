@@ -26,11 +26,24 @@ public struct PipelineOptions: Sendable, Equatable {
     public var texture: Bool = false
     /// Network input size along the longer side (nil: the model's own, 256 for ours).
     public var resolution: Int? = nil
-    /// Marching-cubes voxels along the object's longest side (object mode).
+    /// Marching-cubes voxels along the object's longest side (object mode): the least; the grid
+    /// is made finer, up to `maxVolumeResolution`, when the silhouette has thin parts (legs,
+    /// stems, boards) that would otherwise be under two voxels across.
     public var volumeResolution: Int = 128
+    /// The finest grid thin parts may ask for; at or below `volumeResolution` the grid is fixed.
+    public var maxVolumeResolution: Int = 256
+    /// Longer side, in pixels, of the maps the object is carved from (capped at the photo's):
+    /// the network's depth is upsampled to it and its mask refined there against the photo's
+    /// edges (or a cut-out's alpha or a given mask taken at that size), so parts a few photo
+    /// pixels wide survive.
+    public var silhouetteResolution: Int = 512
+    /// The object's real height in metres, when the user knows it: object models are then in
+    /// metres (lowest point on y = 0, centred); nil keeps a height of 1 with the size unknown.
+    public var objectHeight: Float? = nil
     /// Taubin smoothing iterations (object mode).
     public var smoothingIterations: Int = 10
-    /// Vertical field of view of the photo's camera in degrees (nil: the weights' `fov_degrees`, else 60).
+    /// Vertical field of view of the photo's camera in degrees (nil: from the photo's EXIF
+    /// `FocalLengthIn35mmFilm` when it has one, else the weights' `fov_degrees`, else 60).
     public var fovDegrees: Float? = nil
     /// Relief mode: greedy simplification to this maximum error in camera-frame units (nil: none).
     public var reliefMaxError: Float? = nil

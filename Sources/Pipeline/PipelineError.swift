@@ -17,11 +17,13 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
     case invalidOptions(String)
     /// The photo decoded but cannot give a model (too small, too elongated): bad input.
     case unusablePhoto(UnusablePhoto)
+    /// The mask given with the photo cannot be used (wrong size, all one value): bad input.
+    case badMask(String)
 
     /// Whether the input, not the machine, is at fault (exit code 65, a permanent job failure).
     public var isBadInput: Bool {
         switch self {
-        case .image, .unusablePhoto: true
+        case .image, .unusablePhoto, .badMask: true
         case .meshing(let e): e == .emptyMask || e == .emptyMesh
         default: false
         }
@@ -36,6 +38,7 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
         case .output: "output_failed"
         case .invalidOptions: "invalid_options"
         case .unusablePhoto(let reason): reason.code
+        case .badMask: "bad_mask"
         }
     }
 
@@ -47,6 +50,7 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
         case .output(let e): "writing output: \(e)"
         case .invalidOptions(let text): text
         case .unusablePhoto(let reason): "\(reason)"
+        case .badMask(let text): "mask: \(text)"
         }
     }
 }

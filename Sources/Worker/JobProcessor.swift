@@ -110,7 +110,8 @@ public struct JobProcessor: Sendable {
             let record = OutputStore.CompletionRecord(
                 imagePath: store.relativePath(imageURL), modelPaths: generated.modelFiles.map(store.relativePath),
                 vertexCount: generated.vertexCount, faceCount: generated.faceCount,
-                stageMilliseconds: durations, finishedAt: Self.nowMilliseconds())
+                stageMilliseconds: durations, finishedAt: Self.nowMilliseconds(),
+                size: generated.size, sizeSource: generated.sizeSource)
             try store.complete(stem: claim.stem, record: record)
             var result = event(.succeeded)
             fill(&result, from: record)
@@ -140,6 +141,8 @@ public struct JobProcessor: Sendable {
         event.modelPaths = record.modelPaths
         event.vertexCount = record.vertexCount
         event.faceCount = record.faceCount
+        event.size = record.size
+        event.sizeSource = record.sizeSource
     }
 
     static func milliseconds(since start: DispatchTime) -> Double {

@@ -31,12 +31,32 @@ public struct GenerationResult: Sendable, Equatable {
     public var faceCount: Int
     /// Milliseconds per engine stage, e.g. `["decode": 3.1, "depth": 410, "mesh": 55, "write": 4]`.
     public var stageMilliseconds: [String: Double]
+    /// The model's size in metres, when the engine knows it.
+    public var size: ModelSize?
+    /// How the size was found (`unknown` when it was not).
+    public var sizeSource: String?
 
-    public init(modelFiles: [URL], vertexCount: Int, faceCount: Int, stageMilliseconds: [String: Double]) {
+    public init(modelFiles: [URL], vertexCount: Int, faceCount: Int, stageMilliseconds: [String: Double],
+                size: ModelSize? = nil, sizeSource: String? = nil) {
         self.modelFiles = modelFiles
         self.vertexCount = vertexCount
         self.faceCount = faceCount
         self.stageMilliseconds = stageMilliseconds
+        self.size = size
+        self.sizeSource = sizeSource
+    }
+}
+
+/// A model's extent in metres: width (x), depth (z) and height (y) of the output frame.
+public struct ModelSize: Codable, Sendable, Equatable {
+    public var width: Double
+    public var depth: Double
+    public var height: Double
+
+    public init(width: Double, depth: Double, height: Double) {
+        self.width = width
+        self.depth = depth
+        self.height = height
     }
 }
 

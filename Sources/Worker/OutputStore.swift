@@ -109,15 +109,20 @@ public struct OutputStore: Sendable {
         public var stageMilliseconds: [String: Double]
         /// When the job finished, epoch milliseconds.
         public var finishedAt: Int64
+        /// The model's size in metres and how it was found (absent in records of older workers).
+        public var size: ModelSize?
+        public var sizeSource: String?
 
         public init(imagePath: String, modelPaths: [String], vertexCount: Int, faceCount: Int,
-                    stageMilliseconds: [String: Double], finishedAt: Int64) {
+                    stageMilliseconds: [String: Double], finishedAt: Int64, size: ModelSize? = nil, sizeSource: String? = nil) {
             self.imagePath = imagePath
             self.modelPaths = modelPaths
             self.vertexCount = vertexCount
             self.faceCount = faceCount
             self.stageMilliseconds = stageMilliseconds
             self.finishedAt = finishedAt
+            self.size = size
+            self.sizeSource = sizeSource
         }
     }
 

@@ -21,6 +21,10 @@ public struct ResultEvent: Codable, Sendable, Equatable {
     public var modelPaths: [String]?
     public var vertexCount: Int?
     public var faceCount: Int?
+    /// The model's width, depth and height in metres, when the engine knows them.
+    public var size: ModelSize?
+    /// How the size was found: `given_height`, or `unknown` (the model then has a height of 1).
+    public var sizeSource: String?
     /// Milliseconds per stage: `download`, `save`, the engine's stages, and `total`.
     public var durationsMs: [String: Double]
     /// Which attempt this was (1 = first).

@@ -19,9 +19,12 @@ struct PhotoCommand: ParsableCommand {
             --mode auto picks object mode when the foreground covers 2%–85% of the picture and \
             does not touch all four borders, relief mode otherwise.
 
+            A cut-out PNG (its alpha channel marks the object: iPhone's "lift subject", rembg, \
+            photo editors) or --mask FILE gives the object's silhouette instead of the network.
+
             Output frame (all formats): +Y up, the camera looks along −Z, the photographed side \
-            faces +Z. Object models stand on y = 0 with a height of 1; relief models keep camera \
-            units. Exit status: 0 all written, 65 some photo was bad input (the rest are still \
+            faces +Z. Object models stand on y = 0, centred, with a height of 1 (the real size is \
+            not known) or, with --height, of that many metres; relief models keep camera units. Exit status: 0 all written, 65 some photo was bad input (the rest are still \
             written), 1 another failure, 64 usage.
             """
     )
@@ -46,8 +49,17 @@ struct PhotoCommand: ParsableCommand {
     @Option(help: "Network input size along the photo's longer side (default: the weights' input_size; 192 for the shipped ones).")
     var resolution: Int?
 
-    @Option(name: .customLong("volume"), help: "Marching-cubes voxels along the object's longest side.")
-    var volumeResolution: Int = 128
+    @Option(name: .customLong("volume"), help: ArgumentHelp(
+        "Marching-cubes voxels along the object's longest side.",
+        discussion: "Default: 128, finer (up to 256) where the silhouette has thin parts."))
+    var volumeResolution: Int?
+
+    @Option(help: ArgumentHelp("A mask of the object: an image of the photo's size, white = object (or its alpha, if it has one).",
+                               discussion: "Only with one photo."))
+    var mask: String?
+
+    @Option(help: "The object's real height in metres: the model is then in metres.")
+    var height: Float?
 
     @Option(name: .customLong("fov"), help: "The photo's vertical field of view in degrees (default: the weights').")
     var fovDegrees: Float?
@@ -86,9 +98,13 @@ struct PhotoCommand: ParsableCommand {
         if let resolution, !resolutions.contains(resolution) {
             throw ValidationError("--resolution must be between \(resolutions.lowerBound) and \(resolutions.upperBound)")
         }
-        guard volumes.contains(volumeResolution) else {
+        if let volumeResolution, !volumes.contains(volumeResolution) {
             throw ValidationError("--volume must be between \(volumes.lowerBound) and \(volumes.upperBound)")
         }
+        if let height, !(height > 0 && height < 1000) {
+            throw ValidationError("--height must be a height in metres, more than 0 and under 1000")
+        }
+        if mask != nil && photos.count > 1 { throw ValidationError("--mask goes with one photo") }
         if let fovDegrees, !PipelineOptions.isValidFieldOfView(fovDegrees) {
             let bounds = PipelineOptions.fieldOfViewBounds
             throw ValidationError("--fov must be between \(Int(bounds.lower)) and \(Int(bounds.upper))")
@@ -151,7 +167,11 @@ struct PhotoCommand: ParsableCommand {
         o.mode = mode
         o.texture = texture
         o.resolution = resolution
-        o.volumeResolution = volumeResolution
+        if let volumeResolution {
+            o.volumeResolution = volumeResolution
+            o.maxVolumeResolution = volumeResolution
+        }
+        o.objectHeight = height
         o.fovDegrees = fovDegrees
         o.reliefMaxError = simplify
         o.threads = threads
@@ -179,10 +199,20 @@ struct PhotoCommand: ParsableCommand {
         } catch {
             throw PipelineError.invalidOptions("cannot read \(path): \((error as NSError).localizedDescription)")
         }
+        var maskImage: Image?
+        if let mask {
+            do {
+                maskImage = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: mask), limits: options.limits).image
+            } catch let error as ImageError {
+                throw PipelineError.badMask("\(mask): \(error)")
+            } catch {
+                throw PipelineError.invalidOptions("cannot read \(mask): \((error as NSError).localizedDescription)")
+            }
+        }
         let base = outputBase(stem: url.deletingPathExtension().lastPathComponent)
         // Side outputs in a folder are named after the model: <model name>_depth.pfm, …
         let stem = base.lastPathComponent
-        let result = try engine.run(imageBytes: bytes, output: base, options: options)
+        let result = try engine.run(imageBytes: bytes, output: base, options: options, mask: maskImage)
         var extra: [String] = []
         if let depthOut {
             let target = sidecar(depthOut, stem: stem, suffix: "_depth.pfm")
@@ -193,8 +223,9 @@ struct PhotoCommand: ParsableCommand {
         }
         if let maskOut {
             let target = sidecar(maskOut, stem: stem, suffix: "_mask.png")
-            // At the photo's upright size, like --depth-out, so it lies over the photo in an editor.
-            let photo = result.photo, maps = result.maps
+            // At the photo's upright size, like --depth-out, so it lies over the photo in an editor;
+            // in object mode the refined silhouette the object was carved from.
+            let photo = result.photo, maps = result.silhouette
             let mask = ImageTo3DMaps.upsample(maps.mask, width: maps.width, height: maps.height, to: photo.width, photo.height)
             let bytes = mask.map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
             try write(try PNGEncoder.encodeGray(width: photo.width, height: photo.height, pixels: bytes), to: target)
@@ -272,6 +303,10 @@ struct PhotoReport: Codable {
         let main = s.files.last(where: { !$0.hasSuffix(".png") && !$0.hasSuffix(".mtl") }) ?? s.files.first ?? "-"
         let stages = s.milliseconds.map { "\($0.stage) \(Int($0.milliseconds.rounded())) ms" }.joined(separator: ", ")
         var text = "\(photo) -> \(main)  \(s.mode.rawValue), \(s.vertices) vertices, \(s.faces) faces  (\(stages))"
+        if let size = s.size {
+            text += String(format: "\n  size: %.2f x %.2f x %.2f m (width x depth x height, %@)", size.width, size.depth, size.height,
+                           size.source.rawValue)
+        }
         if s.files.count > 1 { text += "\n  also: " + s.files.filter { $0 != main }.joined(separator: ", ") }
         if let extra = extraFiles { text += "\n  also: " + extra.joined(separator: ", ") }
         return text

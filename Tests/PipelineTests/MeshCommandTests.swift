@@ -180,6 +180,36 @@ struct MeshCommandTests {
         #expect(result.stderr.contains("1x1") && result.stderr.contains("10000x10") && result.stderr.contains("4000x40"), "\(result.stderr)")
     }
 
+    @Test("--mask and --height: the given silhouette, a model in metres, and the size in --json and the text line")
+    func maskAndHeight() throws {
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var photo = Image(width: 120, height: 90, filledWith: [90, 110, 130])
+        var mask = Image(width: 120, height: 90, filledWith: [0, 0, 0])
+        for y in 20..<70 {
+            for x in 40..<80 {
+                photo.pixels.replaceSubrange((y * 120 + x) * 3..<(y * 120 + x) * 3 + 3, with: [200, 80, 40])
+                mask.pixels.replaceSubrange((y * 120 + x) * 3..<(y * 120 + x) * 3 + 3, with: [255, 255, 255])
+            }
+        }
+        try Data(PNGEncoder.encode(photo)).write(to: dir.appendingPathComponent("box.png"))
+        try Data(PNGEncoder.encode(mask)).write(to: dir.appendingPathComponent("box_mask.png"))
+        let result = try MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box.obj", "--json"], in: dir)
+        try #require(result.status == 0, "\(result.stderr)")
+        let summary = try #require(try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8)).first?.summary)
+        #expect(summary.maskSource == .file && summary.mode == .object && summary.sizeSource == .givenHeight)
+        #expect(abs((summary.size?.height ?? 0) - 0.8) < 1e-4)
+        let bounds = try #require(try OBJReader.read(dir.appendingPathComponent("box.obj")).bounds)
+        #expect(abs(bounds.size.y - 0.8) < 1e-3 && abs(bounds.min.y) < 1e-3)
+        let text = try MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box2.obj"], in: dir)
+        #expect(text.status == 0 && text.stdout.contains("size: ") && text.stdout.contains("x 0.80 m"), "\(text.stdout)")
+        // A mask that is not of the photo's shape is bad input; --mask with several photos is a usage error.
+        try Data(PNGEncoder.encode(Image(width: 50, height: 50, filledWith: [255, 255, 255]))).write(to: dir.appendingPathComponent("square.png"))
+        let wrong = try MeshTool.run(["box.png", "--mask", "square.png", "-o", "box3.obj", "--json"], in: dir)
+        #expect(wrong.status == 65 && wrong.stdout.contains("bad_mask"), "\(wrong.stderr)")
+        #expect(try MeshTool.run(["box.png", "box.png", "--mask", "box_mask.png"], in: dir).status == 64)
+    }
+
     @Test("mesh network writes the raw outputs the engine's model gives for the same pixels")
     func networkOutputs() throws {
         let dir = try MeshTool.scratch()

@@ -14,6 +14,7 @@ import WorkerTestSupport
             .deletingLastPathComponent().appendingPathComponent("Weights")
         var options = PipelineOptions()
         options.volumeResolution = 64
+        options.maxVolumeResolution = 64
         return PipelineModelGenerator(engine: try ImageTo3D(weights: weights), options: options)
     }
 
@@ -31,6 +32,9 @@ import WorkerTestSupport
         let events = try harness.events(atLeast: 20)
         #expect(events.count == 20)
         #expect(events.allSatisfy { $0.status == .succeeded && $0.alreadyDone == nil })
+        // Without metric depth or a given height the size is unknown: said so in object mode, absent in relief mode.
+        #expect(events.allSatisfy { $0.size == nil && ($0.sizeSource == nil || $0.sizeSource == "unknown") })
+        #expect(events.contains { $0.sizeSource == "unknown" })
         #expect(Set(events.compactMap(\.memberId)) == Set((0..<20).map { Int64(1000 + $0) }))
         #expect(Set(events.compactMap(\.messageId)) == Set((0..<20).map { "\(harness.prefix)-\($0)" }))
         for event in events {

@@ -172,6 +172,26 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model3d_1_20240101_000000.obj"])
     }
 
+    @Test func aCutOutPNGIsMeshedInsideItsAlphaWithTheSizeUnknown() throws {
+        let engine = try WorkerIntegrationTests.realEngine()
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // An opaque disc on a transparent, noisy background.
+        var image = Image(width: 160, height: 120, layout: .rgba, filledWith: [0, 0, 0, 0])
+        for y in 0..<120 {
+            for x in 0..<160 {
+                let inside = (x - 80) * (x - 80) + (y - 60) * (y - 60) < 40 * 40
+                let i = (y * 160 + x) * 4
+                image.pixels.replaceSubrange(i..<i + 4, with: inside ? [180, 90, 40, 255] : [UInt8((x * 37) % 256), UInt8((y * 53) % 256), 200, 0])
+            }
+        }
+        let result = try engine.generate(imageBytes: try PNGEncoder.encode(image), imageURL: dir.appendingPathComponent("x.png"),
+                                         modelsDirectory: dir, baseName: "model3d_1_20240101_000000", blasThreads: 1)
+        #expect(result.sizeSource == "unknown" && result.size == nil)
+        let obj = try #require(OBJSummary(contentsOf: result.modelFiles[0]))
+        #expect(obj.vertices > 100)
+    }
+
     @Test func tooSmallAndTooElongatedPhotosArePermanentWithTheirCodes() throws {
         let engine = try WorkerIntegrationTests.realEngine()
         let dir = temporaryDirectory()
