@@ -35,7 +35,9 @@ def render_shard(path: str, seeds, size: int):
 
 def load_shards(folder: str):
     """Concatenate every shard in `folder` (sorted by name)."""
-    files = sorted(f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f)
+    # Not the temporaries of a shard being written (".tmp"), nor the per-scene parts of one being
+    # rendered scene by scene after a Blender crash (".scene").
+    files = sorted(f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f and ".scene" not in f)
     if not files:
         raise FileNotFoundError(f"no shards in {folder}")
     parts = [dict(np.load(f)) for f in files]

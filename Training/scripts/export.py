@@ -4,6 +4,7 @@
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -41,6 +42,15 @@ def main():
            "depth_units": "relative to median foreground front depth", "fov_degrees": FOV_CENTER, "version": 1}
     if a.flip_average:
         cfg["flip_average"] = True
+    args = st.get("args", {})
+    if args.get("metric"):
+        # Trained on canonical-camera metric depth (train.py --metric): a 60 degree vertical field of view at
+        # the training input size. Depth in metres = output x (the photo's focal length in network-input
+        # pixels) / canonical_focal_px.
+        side = int(args.get("input", 192))
+        cfg["depth_units"] = "canonical-camera metres (the front channel; back and mask as before)"
+        cfg["metric_depth"] = {"canonical_focal_px": round(side / 2 / math.tan(math.radians(60) / 2), 4),
+                               "canonical_fov_degrees": 60.0, "trained_input": side}
     with open(os.path.join(a.out, "mrdepth.json"), "w") as f:
         json.dump(cfg, f, indent=2)
         f.write("\n")

@@ -8,7 +8,8 @@ Each shard holds --per-shard scenes x --views views (`{split}_{first scene:07d}.
 mrdepth.dataset plus photoreal fields; see Training/README.md). Train scenes use only the training models,
 val and eval scenes only the held-out models (Training/photoreal/heldout_models.txt). Existing shards are
 kept, so the same command resumes; `--minutes` stops starting new shards after a wall-clock budget; a
-Blender crash costs its shard a retry (up to 3). Every shard is a function of its scene seeds.
+Blender crash costs its shard one retry, then it is rendered scene by scene and the scenes that crash
+every time are skipped (listed in the manifest). Every shard is a function of its scene seeds.
 Writes <out>/manifest.json (shards, views, seconds) and prints the rate in images per hour.
 
 `--install` first installs the Debian packages it needs (blender, sweethome3d-furniture, the wallpapers,
@@ -47,19 +48,61 @@ def install_missing():
         subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True, env=env)
 
 
-def render_shard(path, scenes, a, log):
+def blender(path, scenes, a):
+    """One Blender process rendering `scenes` into `path`; True when it wrote the file."""
     cmd = [a.blender, "-b", "--factory-startup", "--python", SCRIPT, "--", "--out", path, "--split", a.split,
            "--scenes", ",".join(map(str, scenes)), "--views", str(a.views), "--size", str(a.size),
            "--samples", str(a.samples), "--threads", str(a.threads), "--cache", a.cache]
-    for attempt in range(3):
-        t0 = time.time()
-        with open(path + ".log", "w") as lf:
-            rc = subprocess.run(["nice", "-n", str(a.nice), *cmd], stdout=lf, stderr=subprocess.STDOUT).returncode
-        if rc == 0 and os.path.exists(path):
-            os.remove(path + ".log")
-            return time.time() - t0
-        log(f"{os.path.basename(path)}: blender exited {rc} (attempt {attempt + 1}), see {path}.log")
-    return None
+    with open(path + ".log", "w") as lf:
+        rc = subprocess.run(["nice", "-n", str(a.nice), *cmd], stdout=lf, stderr=subprocess.STDOUT).returncode
+    if rc == 0 and os.path.exists(path):
+        os.remove(path + ".log")
+        return True
+    return False
+
+
+def merge_shards(parts, path):
+    """Concatenates per-scene shards (every array is per view) into `path`, atomically."""
+    import numpy as np
+    loaded = [np.load(p) for p in parts]
+    out = {k: np.concatenate([z[k] for z in loaded]) for k in loaded[0].files}
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, path)
+
+
+def render_shard(path, scenes, a, log):
+    """Renders a shard; returns (seconds, skipped scene seeds) or None when nothing could be rendered.
+
+    Blender 3.4 segfaults reproducibly on a few scenes. A shard whose process crashes is retried once
+    whole, then scene by scene (two tries each): the scenes that still crash are skipped and listed in
+    `<shard>.skipped.json` and the manifest, and the rest of the shard is kept."""
+    t0 = time.time()
+    for attempt in range(2):
+        if blender(path, scenes, a):
+            return time.time() - t0, []
+        log(f"{os.path.basename(path)}: blender crashed (attempt {attempt + 1}), see {path}.log")
+        if len(scenes) == 1:
+            continue
+        break
+    if len(scenes) == 1:
+        return None
+    parts, skipped = [], []
+    for s in scenes:
+        part = f"{path[:-4]}.scene{s:07d}.part"  # not *.npz: readers of the folder never see it
+        if os.path.exists(part) or blender(part, [s], a) or blender(part, [s], a):
+            parts.append(part)
+        else:
+            skipped.append(s)
+            log(f"{os.path.basename(path)}: scene {s} crashes Blender every time; skipped (see {part}.log)")
+    if not parts:
+        return None
+    with open(path[:-4] + ".skipped.json", "w") as f:
+        json.dump(skipped, f)
+    merge_shards(parts, path)
+    for p in parts:
+        os.remove(p)
+    return time.time() - t0, skipped
 
 
 def main():
@@ -103,12 +146,17 @@ def main():
         path, scenes = job
         if a.minutes > 0 and time.time() - t0 > 60 * a.minutes:
             return None
-        secs = render_shard(path, scenes, a, log)
-        if secs is not None:
-            done_views[0] += len(scenes) * a.views
-            rate = done_views[0] / max(time.time() - t0, 1e-6) * 3600
-            log(f"wrote {os.path.basename(path)} ({len(scenes) * a.views} views, {secs:.0f} s); "
-                f"{done_views[0]} views this run, {rate:.0f} images/hour")
+        if os.path.exists(path):  # made meanwhile by another run on the same folder
+            return None
+        got = render_shard(path, scenes, a, log)
+        if got is None:
+            return None
+        secs, skipped = got
+        n = (len(scenes) - len(skipped)) * a.views
+        done_views[0] += n
+        rate = done_views[0] / max(time.time() - t0, 1e-6) * 3600
+        log(f"wrote {os.path.basename(path)} ({n} views, {secs:.0f} s); {done_views[0]} views this run, "
+            f"{rate:.0f} images/hour")
         return secs
 
     with ThreadPoolExecutor(a.workers) as ex:
@@ -121,7 +169,9 @@ def main():
             views += fmt.read_array_header_1_0(fh)[0][0]
     disk = sum(os.path.getsize(f) for f in shards)
     man = dict(split=a.split, size=a.size, samples=a.samples, views_per_scene=a.views, shards=len(shards),
-               views=int(views), disk_bytes=disk, missing=[os.path.basename(p) for p, _ in jobs if not os.path.exists(p)])
+               views=int(views), disk_bytes=disk, missing=[os.path.basename(p) for p, _ in jobs if not os.path.exists(p)],
+               skipped_scenes=sorted(s for f in glob.glob(os.path.join(a.out, f"{a.split}_*.skipped.json"))
+                                     for s in json.load(open(f))))
     with open(os.path.join(a.out, "manifest.json"), "w") as f:
         json.dump(man, f, indent=1)
     el = time.time() - t0

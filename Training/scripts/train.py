@@ -82,14 +82,30 @@ def augment(rgb, front, back, mask, g: torch.Generator, out_size=None, native=Tr
     if perm.any():
         x[perm] = x[perm][:, torch.randperm(3, generator=g)]
     x = x.clamp(0, 1)
-    return x, geo[:, 0], geo[:, 1], geo[:, 2] > 0.5
+    crop = s if torch.is_tensor(s) else torch.full((B,), float(s))
+    return x, geo[:, 0], geo[:, 1], geo[:, 2] > 0.5, crop
 
 
-def targets(front, back, mask):
-    """Normalise depth by the median foreground front depth (whole image if no object)."""
+CANONICAL_FOV = 60.0  # metric depth is learnt for a camera of this vertical field of view
+
+
+def canonical_factor(fov_degrees, crop):
+    """Metres -> canonical-camera depth: depth x f_canonical / f, for a view of vertical field of view
+    `fov_degrees` of which the network sees the fraction `crop` (a zoom-in crop narrows the view).
+    A network that predicts canonical depth gives metric depth for any camera: d x f / f_canonical
+    (as in Metric3D, Yin et al. 2023)."""
+    return crop * torch.tan(torch.deg2rad(fov_degrees) / 2) / math.tan(math.radians(CANONICAL_FOV) / 2)
+
+
+def targets(front, back, mask, canon=None):
+    """Normalise depth by the median foreground front depth (whole image if no object); images with a
+    finite `canon` factor (metric renders) are instead scaled to canonical-camera metric depth."""
     B = front.shape[0]
     med = torch.empty(B)
     for i in range(B):
+        if canon is not None and torch.isfinite(canon[i]):
+            med[i] = 1.0 / canon[i]
+            continue
         v = front[i][mask[i]] if mask[i].any() else front[i].flatten()
         med[i] = v.median()
     f = front / med.view(B, 1, 1)
@@ -120,11 +136,15 @@ def lovasz_hinge(logits, labels):
     return torch.dot(F.relu(errors_sorted), jaccard)
 
 
-def losses(o, f, b, m, mask_weight=0.5, lovasz_weight=0.0):
+def losses(o, f, b, m, mask_weight=0.5, lovasz_weight=0.0, metric=None, metric_weight=1.0):
+    """Scale-invariant log loss on the front depth (Eigen et al. 2014: variance of the log error plus a
+    weight on its mean), whose mean term is the metric term for `metric` images (weight `metric_weight`)
+    and a weak pull towards the median-normalised target otherwise (0.25)."""
     logf = torch.log(f)
     d = o[:, 0] - logf
     dm = d.mean((1, 2))
-    l_front = ((d - dm.view(-1, 1, 1)) ** 2).mean((1, 2)) + 0.25 * dm ** 2
+    w = torch.full_like(dm, 0.25) if metric is None else torch.where(metric, metric_weight, 0.25)
+    l_front = ((d - dm.view(-1, 1, 1)) ** 2).mean((1, 2)) + w * dm ** 2
     l_grad = grad_loss(d)
     rp = torch.log1p(F.softplus(o[:, 1]))
     rt = torch.log(b / f)
@@ -141,23 +161,30 @@ def losses(o, f, b, m, mask_weight=0.5, lovasz_weight=0.0):
                            for i in range(o.shape[0])])
         l_mask = l_mask + lovasz_weight * lov
     total = l_front + 0.5 * l_grad + l_back + mask_weight * l_mask
-    return total.mean(), dict(front=l_front.mean().item(), grad=l_grad.mean().item(), back=l_back.mean().item(),
-                              mask=l_mask.mean().item())
+    parts = dict(front=l_front.mean().item(), grad=l_grad.mean().item(), back=l_back.mean().item(),
+                 mask=l_mask.mean().item())
+    if metric is not None and metric.any():
+        parts["scale"] = dm[metric].abs().mean().item()  # |log(predicted / true scale)|
+    return total.mean(), parts
 
 
 @torch.no_grad()
-def validate(model, val, bs=32):
+def validate(model, val, bs=32, metric=False):
+    """Val loss, median-scaled delta1, mask IoU, and (metric val data) the median |log scale error|."""
     model.eval()
     n = len(val["rgb"])
-    tot, d1s, ious = 0.0, [], []
+    tot, d1s, ious, scales = 0.0, [], [], []
     for i in range(0, n, bs):
         rgb = torch.from_numpy(val["rgb"][i:i + bs]).permute(0, 3, 1, 2).float() / 255
         fr = torch.from_numpy(val["front"][i:i + bs])
         bk = torch.from_numpy(val["back"][i:i + bs])
         mk = torch.from_numpy(val["mask"][i:i + bs])
-        f, b = targets(fr, bk, mk)
+        canon = canonical_factor(torch.from_numpy(val["fov"][i:i + bs]).float(), torch.ones(len(rgb))) if metric else None
+        f, b = targets(fr, bk, mk, canon)
         o = model.raw(normalize(rgb))
-        l, _ = losses(o, f, b, mk)
+        l, _ = losses(o, f, b, mk, metric=torch.ones(len(rgb), dtype=torch.bool) if metric else None)
+        if metric:
+            scales += (o[:, 0] - torch.log(f)).mean((1, 2)).abs().tolist()
         tot += l.item() * len(rgb)
         pred = torch.exp(o[:, 0])
         for j in range(len(rgb)):  # delta1 after median scaling in log space (cheap monitor)
@@ -168,7 +195,8 @@ def validate(model, val, bs=32):
             if mk[j].any():
                 ious.append(((pm & mk[j]).sum() / (pm | mk[j]).sum().clamp(min=1)).item())
     model.train()
-    return tot / n, float(np.mean(d1s)), float(np.mean(ious)) if ious else float("nan")
+    return (tot / n, float(np.mean(d1s)), float(np.mean(ious)) if ious else float("nan"),
+            float(np.median(scales)) if scales else float("nan"))
 
 
 def main():
@@ -199,6 +227,10 @@ def main():
     ap.add_argument("--mask-weight", type=float, default=0.5, help="weight of the mask loss in the total")
     ap.add_argument("--lovasz", type=float, default=0.0,
                     help="weight of a Lovasz-hinge IoU surrogate added to the mask loss (images with an object)")
+    ap.add_argument("--metric", action="store_true",
+                    help="learn canonical-camera metric depth on data sets with metric labels (the photoreal renders, "
+                         "recognised by their target_size field); others stay median-normalised")
+    ap.add_argument("--metric-weight", type=float, default=1.0, help="weight of the metric (mean log error) term")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     os.makedirs(a.run, exist_ok=True)
@@ -206,7 +238,7 @@ def main():
     val = load_shards(a.val) if a.val else None
 
     def shard_count(folder):
-        return len([f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f])
+        return len([f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f and ".scene" not in f])
 
     def load(folder):
         d = load_shards(folder)
@@ -215,7 +247,8 @@ def main():
             sys.exit(f"{folder} is rendered at {size}, smaller than --input {a.input} (native windows need larger renders)")
         print(f"train images: {len(d['rgb'])} at {size} from {folder}", flush=True)
         return dict(n=len(d["rgb"]), rgb=torch.from_numpy(d["rgb"]), front=torch.from_numpy(d["front"]),
-                    back=torch.from_numpy(d["back"]), mask=torch.from_numpy(d["mask"]), shards=shard_count(folder))
+                    back=torch.from_numpy(d["back"]), mask=torch.from_numpy(d["mask"]), shards=shard_count(folder),
+                    fov=torch.from_numpy(d["fov"]).float(), metric=a.metric and "target_size" in d)
 
     sets = [load(f) for f in a.data]
     mix = torch.tensor([float(v) for v in a.mix.split(",")] if a.mix else [1.0] * len(sets))
@@ -269,7 +302,7 @@ def main():
         print(f"initialised from {a.init} (its step {st['step']})", flush=True)
     logf = open(os.path.join(a.run, "log.csv"), "a")
     if step == 0:
-        logf.write("step,time,lr,loss,front,grad,back,mask,val_loss,val_d1,val_iou\n")
+        logf.write("step,time,lr,loss,front,grad,back,mask,val_loss,val_d1,val_iou,val_scale\n")
     model.train()
     run = {}
     while step < a.steps and progress(step) < 1.0:
@@ -283,11 +316,13 @@ def main():
         # one folder: no draw, so single-folder runs keep the random stream of the earlier stages
         d = sets[int(torch.multinomial(mix, 1, generator=g))] if len(sets) > 1 else sets[0]
         idx = torch.randint(0, d["n"], (a.batch,), generator=g)
-        x, fr, bk, mk = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input,
-                                native=a.views == "native", zoom_max=a.zoom_max)
-        f, b = targets(fr, bk, mk)
+        x, fr, bk, mk, crop = augment(d["rgb"][idx], d["front"][idx], d["back"][idx], d["mask"][idx], g, a.input,
+                                      native=a.views == "native", zoom_max=a.zoom_max)
+        canon = canonical_factor(d["fov"][idx], crop) if d["metric"] else None
+        f, b = targets(fr, bk, mk, canon)
         o = model.raw(normalize(x).contiguous(memory_format=torch.channels_last))
-        loss, parts = losses(o, f, b, mk, a.mask_weight, a.lovasz)
+        metric = torch.full((a.batch,), d["metric"], dtype=torch.bool)
+        loss, parts = losses(o, f, b, mk, a.mask_weight, a.lovasz, metric=metric, metric_weight=a.metric_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -299,11 +334,12 @@ def main():
             print(f"step {step} {time.time() - t0:.0f}s lr {lr_at(step):.5f} " +
                   " ".join(f"{k} {v:.4f}" for k, v in run.items()), flush=True)
         if step % a.ckpt_every == 0 or step == a.steps or progress(step) >= 1.0:
-            vl = validate(model, val) if val is not None else (float("nan"),) * 3
+            vl = validate(model, val, metric=a.metric and "target_size" in val) if val is not None else (float("nan"),) * 4
             logf.write(f"{step},{time.time() - t0:.1f},{lr_at(step):.6f},{run['loss']:.5f},{run['front']:.5f},"
-                       f"{run['grad']:.5f},{run['back']:.5f},{run['mask']:.5f},{vl[0]:.5f},{vl[1]:.4f},{vl[2]:.4f}\n")
+                       f"{run['grad']:.5f},{run['back']:.5f},{run['mask']:.5f},{vl[0]:.5f},{vl[1]:.4f},{vl[2]:.4f},{vl[3]:.4f}\n")
             logf.flush()
-            print(f"== step {step} val loss {vl[0]:.4f} d1(median-scaled) {vl[1]:.4f} iou {vl[2]:.4f}", flush=True)
+            print(f"== step {step} val loss {vl[0]:.4f} d1(median-scaled) {vl[1]:.4f} iou {vl[2]:.4f} "
+                  f"|log scale| {vl[3]:.4f}", flush=True)
             tmp = ck + ".tmp"
             torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, gen=g.get_state(), elapsed=elapsed0 + time.time() - t0,
                             widths=widths, args=vars(a)), tmp)

@@ -1,4 +1,5 @@
 """Checks for the renderer, metrics and model contract.  Run: /opt/venv/bin/python -m unittest discover Training/tests"""
+import math
 import os
 import sys
 import unittest
@@ -114,8 +115,8 @@ class AugmentTests(unittest.TestCase):
             depth[i] = xx + 1.0
         rgb = np.repeat((mask * 255).astype(np.uint8)[..., None], 3, -1)  # grey: bright on the object
         g = torch.Generator().manual_seed(0)
-        x, fr, bk, mk = augment(torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(depth),
-                                torch.from_numpy(mask), g, out_size=S)
+        x, fr, bk, mk, crop = augment(torch.from_numpy(rgb), torch.from_numpy(depth), torch.from_numpy(depth),
+                                      torch.from_numpy(mask), g, out_size=S)
         self.assertEqual(tuple(x.shape), (B, 3, S, S))
         self.assertEqual(tuple(mk.shape), (B, S, S))
         holding = 0
@@ -129,7 +130,26 @@ class AugmentTests(unittest.TestCase):
             span = (fr[i, S // 2, -1] - fr[i, S // 2, 0]).abs().item()
             self.assertGreater(span, 0.8 * S * 0.8 - 2)
             self.assertLess(span, 1.25 * S + 2)
+            # the crop fraction it reports is the share of the render's width the window covers
+            self.assertAlmostEqual(crop[i].item() * R, span * (S - 1) / S + 1, delta=3)
         self.assertGreaterEqual(holding, B // 2)
+
+    def test_metric_targets_use_the_canonical_camera(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        from train import canonical_factor, targets
+        front = torch.full((2, 4, 4), 3.0)
+        mask = torch.ones(2, 4, 4, dtype=torch.bool)
+        # a 60 degree view seen whole is the canonical camera: metres stay metres
+        canon = canonical_factor(torch.tensor([60.0, 90.0]), torch.tensor([1.0, 0.5]))
+        self.assertAlmostEqual(canon[0].item(), 1.0, places=5)
+        # a 90 degree view cropped to half its width: tan(45)/2 / tan(30)
+        self.assertAlmostEqual(canon[1].item(), 0.5 / math.tan(math.radians(30)), places=5)
+        f, _ = targets(front, front * 1.5, mask, canon)
+        self.assertAlmostEqual(f[0, 0, 0].item(), 3.0, places=5)
+        self.assertAlmostEqual(f[1, 0, 0].item(), 3.0 * canon[1].item(), places=5)
+        # without a factor (NaN) the image is median-normalised as before
+        f, _ = targets(front, front, mask, torch.tensor([float("nan"), float("nan")]))
+        self.assertTrue(torch.allclose(f, torch.ones_like(f)))
 
 
 class ModelTests(unittest.TestCase):
