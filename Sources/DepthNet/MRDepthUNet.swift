@@ -24,11 +24,24 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     /// Test-time flip averaging: ``MRDepthUNet/predict(_:workspace:)`` runs the input and its mirror
     /// image and averages the two outputs (the second mirrored back). Absent means false.
     public var flipAverage: Bool?
+    /// Present when the front (and back) depth are canonical-camera metres: metric depth is the
+    /// output × (the photo's focal length in network-input pixels) / `canonicalFocalPixels`.
+    public var metricDepth: MetricDepth?
+
+    /// How metric depth is read from the outputs (Metric3D's canonical camera).
+    public struct MetricDepth: Sendable, Equatable, Codable {
+        /// The canonical camera's focal length in network-input pixels.
+        public var canonicalFocalPixels: Double
+
+        public init(canonicalFocalPixels: Double) { self.canonicalFocalPixels = canonicalFocalPixels }
+
+        enum CodingKeys: String, CodingKey { case canonicalFocalPixels = "canonical_focal_px" }
+    }
 
     enum CodingKeys: String, CodingKey {
         case architecture, widths, mean, std, outputs, version
         case inputSize = "input_size", depthUnits = "depth_units", fovDegrees = "fov_degrees"
-        case flipAverage = "flip_average"
+        case flipAverage = "flip_average", metricDepth = "metric_depth"
     }
 
     /// The default configuration: widths [16, 32, 64, 128, 256], 256×256, ImageNet normalisation.

@@ -117,14 +117,14 @@ public final class ImageTo3D: Sendable {
         }
         // A cut-out is shown to the network on a neutral grey, not on the white of a page.
         let photo = given?.source == .alpha ? decoded.image.flattened(over: (128, 128, 128)) : decoded.image.flattened()
-        var estimate = try estimateDepth(photo, options: options)
+        let (fov, fovSource) = fieldOfView(options: options, decoded: decoded)
+        var estimate = try estimateDepth(photo, options: options, fieldOfView: fov)
         if let given {
             estimate.maps.mask = FloatMap.areaResize(given.values, width: photo.width, height: photo.height,
                                                      to: estimate.maps.width, estimate.maps.height)
         }
         timer.lap("depth")
 
-        let (fov, fovSource) = fieldOfView(options: options, decoded: decoded)
         let maps = estimate.maps
         let mode: PipelineOptions.Mode
         switch options.mode {
@@ -154,11 +154,15 @@ public final class ImageTo3D: Sendable {
                 o.threads = options.threads
                 let camera = PinholeCamera(width: silhouette.width, height: silhouette.height, verticalFieldOfView: fov)
                 var result = try ObjectMesher(options: o).mesh(silhouette, camera: camera, photo: photo)
-                if let height = options.objectHeight {
+                // The mesher gives a height of 1; the real height is the user's, or the carved
+                // object's own in metres when the depth is metric.
+                let real: (Float, SizeSource)? = options.objectHeight.map { ($0, .givenHeight) }
+                    ?? (estimate.metric && result.scale > 0 ? (1 / result.scale, .metricDepth) : nil)
+                if let (height, source) = real {
                     result.mesh.scale(by: height)
                     result.scale *= height
                     if let b = result.mesh.bounds {
-                        size = ObjectSize(width: b.size.x, depth: b.size.z, height: b.size.y, source: .givenHeight)
+                        size = ObjectSize(width: b.size.x, depth: b.size.z, height: b.size.y, source: source)
                     }
                 }
                 mesh = result.mesh
@@ -323,12 +327,24 @@ public final class ImageTo3D: Sendable {
 
     // MARK: Depth
 
-    /// The depth maps of `photo` (RGB), at network resolution with the photo's aspect.
-    public func estimateDepth(_ photo: Image, options: PipelineOptions) throws(PipelineError) -> DepthEstimate {
+    /// The depth maps of `photo` (RGB), at network resolution with the photo's aspect. Weights
+    /// trained on metric depth (`metric_depth` in their config) give metres for a camera of
+    /// vertical field of view `fieldOfView` (default: the options', else the weights').
+    public func estimateDepth(_ photo: Image, options: PipelineOptions, fieldOfView: Float? = nil) throws(PipelineError) -> DepthEstimate {
         let (shape, sw, sh) = try infer(shapeModel, photo, longSide: options.resolution)
         let (mw, mh) = ImageTo3D.mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: sw, networkHeight: sh)
         var front = FloatMap.resample(shape[0], width: sw, height: sh, to: mw, mh)
         var back = FloatMap.resample(shape[1], width: sw, height: sh, to: mw, mh)
+        var metric = false
+        if case .mrdepth(let net) = shapeModel, let canonical = net.config.metricDepth {
+            // Canonical-camera depth → metres: × (focal length in input pixels) / canonical focal length.
+            // (Depth Anything's front, below, is fitted to these and so is in metres too.)
+            let fov = fieldOfView ?? options.fovDegrees ?? trainedFieldOfView
+            let focal = Float(sh) / 2 / tan(fov * .pi / 360)
+            let factor = focal / Float(canonical.canonicalFocalPixels)
+            for i in 0..<front.count { front[i] *= factor; back[i] *= factor }
+            metric = true
+        }
         let mask = FloatMap.resample(shape[2], width: sw, height: sh, to: mw, mh)
         var name = "mrdepth"
         if case .depthAnything = depthModel {
@@ -347,7 +363,7 @@ public final class ImageTo3D: Sendable {
             name = "depth-anything-v2+mrdepth"
         }
         return DepthEstimate(maps: DepthMaps(width: mw, height: mh, front: front, back: back, mask: mask),
-                             networkWidth: sw, networkHeight: sh, depthModelName: name)
+                             networkWidth: sw, networkHeight: sh, depthModelName: name, metric: metric)
     }
 
     /// The maps' size: the network's longer side kept, the other side giving the photo's aspect.
@@ -425,6 +441,8 @@ public struct DepthEstimate: Sendable {
     public var networkWidth: Int
     public var networkHeight: Int
     public var depthModelName: String
+    /// Whether the depths are metres (weights trained on metric depth).
+    public var metric: Bool = false
 }
 
 /// What a run produced: the machine-readable summary plus the mesh and maps themselves.
@@ -489,6 +507,8 @@ public enum FieldOfViewSource: String, Sendable, Codable, Equatable {
 public enum SizeSource: String, Sendable, Codable, Equatable {
     /// The user gave the real height (`mesh --height`).
     case givenHeight = "given_height"
+    /// The network's metric depth and the camera's field of view.
+    case metricDepth = "metric_depth"
     /// Not known: the model has a height of 1.
     case unknown
 }

@@ -23,8 +23,8 @@ struct PhotoCommand: ParsableCommand {
             photo editors) or --mask FILE gives the object's silhouette instead of the network.
 
             Output frame (all formats): +Y up, the camera looks along −Z, the photographed side \
-            faces +Z. Object models stand on y = 0, centred, with a height of 1 (the real size is \
-            not known) or, with --height, of that many metres; relief models keep camera units. Exit status: 0 all written, 65 some photo was bad input (the rest are still \
+            faces +Z. Object models stand on y = 0, centred, in metres when the size is known (--height, \
+            or weights with metric depth), else with a height of 1; relief models keep camera units. Exit status: 0 all written, 65 some photo was bad input (the rest are still \
             written), 1 another failure, 64 usage.
             """
     )

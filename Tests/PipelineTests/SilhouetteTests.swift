@@ -161,6 +161,43 @@ struct SilhouetteTests {
         #expect(abs(try #require(plain.mesh.bounds).size.y - 1) < 1e-4)
     }
 
+    @Test("metric weights: the model is in metres; its size does not depend on the field of view, its distance does")
+    func metricDepth() throws {
+        // The committed weights, told they are metric (canonical 60° camera at 192 pixels).
+        let dir = try MeshTool.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = MeshTool.root.appendingPathComponent("Weights")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: weights.appendingPathComponent("mrdepth.json"))) as! [String: Any]
+        config["metric_depth"] = ["canonical_focal_px": 166.2769]
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("mrdepth.json"))
+        try FileManager.default.copyItem(at: weights.appendingPathComponent("mrdepth.safetensors"), to: dir.appendingPathComponent("mrdepth.safetensors"))
+        let engine = try ImageTo3D(weights: dir)
+        let image = cutOut(width: 160, height: 120) { x, y in (50..<110).contains(x) && (20..<100).contains(y) }
+        func run(fov: Float) throws -> PipelineResult {
+            var options = PipelineOptions()
+            options.fovDegrees = fov
+            options.threads = 2
+            return try engine.run(imageBytes: try PNGEncoder.encode(image), output: dir.appendingPathComponent("m"), options: options)
+        }
+        let wide = try run(fov: 60), narrow = try run(fov: 30)
+        let size = try #require(wide.summary.size)
+        #expect(wide.summary.sizeSource == .metricDepth && size.source == .metricDepth)
+        let b = try #require(wide.mesh.bounds)
+        #expect(abs(b.size.y - size.height) < 1e-4 && abs(b.min.y) < 1e-5 && size.height > 0)
+        // Seen through a longer lens the same picture is the same object farther away.
+        let narrowSize = try #require(narrow.summary.size)
+        #expect(abs(narrowSize.height / size.height - 1) < 0.05, "\(narrowSize.height) vs \(size.height)")
+        func distance(_ r: PipelineResult) throws -> Float {
+            let p = try #require(r.summary.cameraPosition)
+            return (p[0] * p[0] + p[1] * p[1] + p[2] * p[2]).squareRoot()
+        }
+        let ratio = try distance(narrow) / distance(wide)
+        let expected = tan(Float.pi / 6) / tan(Float.pi / 12)
+        #expect(abs(ratio / expected - 1) < 0.1, "distance ratio \(ratio), expected \(expected)")
+        // The committed weights are not metric: the size is unknown.
+        #expect(try Engine.run(image).summary.sizeSource == .unknown)
+    }
+
     @Test("the field of view comes from EXIF's 35 mm focal length when the photo has one")
     func exifFieldOfView() throws {
         // 26 mm (a phone's main camera) on a 4:3 landscape photo: 2·atan(43.27·0.6 / 52) = 53.0°.
