@@ -16,7 +16,8 @@ import Imaging
 ///    steep skirt at a silhouette (where a network's depth blurs into the background) leave
 ///    sub-voxel slivers that marching cubes turns into comb-like fins full of holes.
 /// 2. Marching cubes (closed, consistently wound) → the largest connected component.
-/// 3. Taubin λ/μ smoothing, which does not shrink the object.
+/// 3. Taubin λ/μ smoothing, which does not shrink the object, then bilateral normal filtering,
+///    which flattens faces and keeps creases.
 /// 4. Vertex colours from the photo: a vertex facing the camera and lying on the front
 ///    surface takes the photo's colour where it projects; every other vertex takes the
 ///    colour of the nearest coloured vertex along the mesh's edges.
@@ -29,6 +30,9 @@ public struct ObjectMesher: Sendable {
         public var resolution: Int = 128
         /// Taubin iterations (each one λ step and one μ step); 0 turns smoothing off.
         public var smoothingIterations: Int = 10
+        /// Bilateral normal filtering passes after Taubin (`Mesh.bilateralNormalSmoothed`): flat
+        /// faces flattened, creases kept; 0 turns it off.
+        public var featurePreservingIterations: Int = 5
         /// Mask probability at and above which a pixel is foreground.
         public var maskThreshold: Float = 0.5
         /// Keep only the largest connected component (small islands are dropped).
@@ -79,6 +83,9 @@ public struct ObjectMesher: Sendable {
         if options.keepLargestComponent { mesh = mesh.largestComponent() }
         guard !mesh.isEmpty else { throw .emptyMesh }
         mesh = mesh.taubinSmoothed(iterations: options.smoothingIterations)
+        if options.featurePreservingIterations > 0 {
+            mesh = mesh.bilateralNormalSmoothed(normalIterations: options.featurePreservingIterations)
+        }
         mesh.computeNormals()
         if let photo { mesh.colors = colors(mesh, filled, camera: camera, photo: photo, voxel: voxel) }
         var scale: Float = 1, anchor = SIMD3<Float>.zero

@@ -1,3 +1,5 @@
+import Foundation
+
 extension Mesh {
     /// For every vertex, its neighbours through triangle edges (CSR: `start[v]..<start[v+1]`
     /// into `neighbours`), each listed once, in increasing order.
@@ -59,6 +61,102 @@ extension Mesh {
         }
         var copy = self
         copy.positions = current
+        copy.normals = nil
+        return copy
+    }
+}
+
+extension Mesh {
+    /// Feature-preserving smoothing: bilateral filtering of the face normals, then vertices
+    /// moved to fit the filtered normals (Zheng, Fu, Au and Tai, "Bilateral Normal Filtering for
+    /// Mesh Denoising", IEEE TVCG 2011; the vertex update of Sun et al. 2007).
+    ///
+    /// Each normal pass replaces a face's normal by the area- and distance-weighted mean of
+    /// the normals of the faces that share a vertex with it, weighted down by how much they
+    /// differ (Gaussian of `|nᵢ − nⱼ|` with width `sigmaNormal`; a right-angle crease is 1.41): small ripples (a texture the
+    /// network read as relief, marching-cubes terraces) are averaged away while creases sharper
+    /// than about `sigmaNormal` keep both sides apart, so flat faces come out flat and edges
+    /// sharp. The spatial width is the mean edge length times `spatialScale`. Normals are
+    /// dropped (recompute them afterwards).
+    public func bilateralNormalSmoothed(normalIterations: Int = 5, vertexIterations: Int = 10,
+                                        sigmaNormal: Float = 0.6, spatialScale: Float = 1.5) -> Mesh {
+        guard normalIterations > 0, !triangles.isEmpty else { return self }
+        let nf = triangles.count, nv = positions.count
+        // Faces around each vertex (CSR).
+        var vstart = [Int](repeating: 0, count: nv + 1)
+        for t in triangles { vstart[Int(t.x) + 1] += 1; vstart[Int(t.y) + 1] += 1; vstart[Int(t.z) + 1] += 1 }
+        for v in 0..<nv { vstart[v + 1] += vstart[v] }
+        var vfaces = [Int32](repeating: 0, count: vstart[nv])
+        var fill = vstart
+        for (f, t) in triangles.enumerated() {
+            for v in [Int(t.x), Int(t.y), Int(t.z)] { vfaces[fill[v]] = Int32(f); fill[v] += 1 }
+        }
+        // Faces sharing a vertex with each face (itself included), each once.
+        var fstart = [Int](repeating: 0, count: nf + 1)
+        var fneighbours: [Int32] = []
+        fneighbours.reserveCapacity(nf * 13)
+        var mark = [Int32](repeating: -1, count: nf)
+        for (f, t) in triangles.enumerated() {
+            for v in [Int(t.x), Int(t.y), Int(t.z)] {
+                for k in vstart[v]..<vstart[v + 1] where mark[Int(vfaces[k])] != Int32(f) {
+                    mark[Int(vfaces[k])] = Int32(f)
+                    fneighbours.append(vfaces[k])
+                }
+            }
+            fstart[f + 1] = fneighbours.count
+        }
+        var p = positions
+        func faceGeometry(_ p: [SIMD3<Float>]) -> (normals: [SIMD3<Float>], centres: [SIMD3<Float>], areas: [Float]) {
+            var normals = [SIMD3<Float>](repeating: .zero, count: nf), centres = normals, areas = [Float](repeating: 0, count: nf)
+            for (f, t) in triangles.enumerated() {
+                let a = p[Int(t.x)], b = p[Int(t.y)], c = p[Int(t.z)]
+                let n = cross(b - a, c - a)
+                let l = length(n)
+                normals[f] = l > 0 ? n / l : .zero
+                areas[f] = l / 2
+                centres[f] = (a + b + c) / 3
+            }
+            return (normals, centres, areas)
+        }
+        var edgeSum: Float = 0
+        for t in triangles { edgeSum += length(p[Int(t.x)] - p[Int(t.y)]) + length(p[Int(t.y)] - p[Int(t.z)]) + length(p[Int(t.z)] - p[Int(t.x)]) }
+        let sigmaSpatial = max(edgeSum / Float(3 * nf), 1e-9) * spatialScale
+        let spatial = -1 / (2 * sigmaSpatial * sigmaSpatial), range = -1 / (2 * sigmaNormal * sigmaNormal)
+        var (normals, centres, areas) = faceGeometry(p)
+        var filtered = normals
+        for _ in 0..<normalIterations {
+            for f in 0..<nf {
+                var sum = SIMD3<Float>.zero
+                let ni = normals[f], ci = centres[f]
+                for k in fstart[f]..<fstart[f + 1] {
+                    let j = Int(fneighbours[k])
+                    let dc = ci - centres[j], dn = ni - normals[j]
+                    sum += areas[j] * exp(dot(dc, dc) * spatial + dot(dn, dn) * range) * normals[j]
+                }
+                let l = length(sum)
+                filtered[f] = l > 0 ? sum / l : ni
+            }
+            swap(&normals, &filtered)
+        }
+        // Vertices: each moves towards the planes of its faces (centre, filtered normal).
+        for _ in 0..<vertexIterations {
+            let geometry = faceGeometry(p)
+            centres = geometry.centres
+            var next = p
+            for v in 0..<nv {
+                let s = vstart[v], e = vstart[v + 1]
+                guard e > s else { continue }
+                var move = SIMD3<Float>.zero
+                for k in s..<e {
+                    let f = Int(vfaces[k])
+                    move += normals[f] * dot(normals[f], centres[f] - p[v])
+                }
+                next[v] = p[v] + move / Float(e - s)
+            }
+            p = next
+        }
+        var copy = self
+        copy.positions = p
         copy.normals = nil
         return copy
     }

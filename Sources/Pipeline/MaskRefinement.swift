@@ -91,34 +91,38 @@ enum Silhouette {
         return out
     }
 
-    /// The voxels along the object's longest side that keep its thin parts: the mask's thin
-    /// parts (ridge pixels of its distance transform, i.e. the middles of legs, stems and boards)
-    /// are measured, and the grid is made fine enough that the thinnest tenth of them is at least
-    /// `voxelsAcross` voxels across; never below `base` nor above `limit`.
+    /// The voxels along the object's longest side that keep its thin parts. Thin parts are
+    /// found on the ridge of the mask's distance transform (the middles of legs, stems, boards):
+    /// ridge pixels at least 2 pixels wide (narrower ones are a ragged edge's bumps) but under
+    /// `voxelsAcross` voxels of the `base` grid. When they add up to a part at least a quarter of
+    /// the object's size long, the grid is made fine enough that the thinnest tenth of them is
+    /// `voxelsAcross` voxels across; never above `limit`.
     static func volumeResolution(mask: [Float], width w: Int, height h: Int, threshold: Float, base: Int, limit: Int,
                                  voxelsAcross: Float = 2) -> Int {
-        guard limit > base else { return base }
+        guard limit > base, w > 2, h > 2 else { return base }
         let inside = mask.map { $0 >= threshold }
         var x0 = w, x1 = -1, y0 = h, y1 = -1
         for y in 0..<h { for x in 0..<w where inside[y * w + x] { x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y) } }
         guard x1 >= x0 else { return base }
         let extent = Float(max(x1 - x0 + 1, y1 - y0 + 1))
+        let thinLimit = voxelsAcross * extent / Float(base)
         let distance = FloatMap.chamferDistance(inside, width: w, height: h)
         // Ridge: a pixel no nearer the background than any of its 8 neighbours, away from the frame.
-        var widths: [Float] = []
+        var thin: [Float] = []
         for y in 1..<(h - 1) {
             for x in 1..<(w - 1) where inside[y * w + x] {
                 let d = distance[y * w + x]
+                let across = 2 * d - 1
+                guard across >= 2, across < thinLimit else { continue }
                 var ridge = true
                 for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)]
                 where distance[(y + dy) * w + x + dx] > d + 1e-3 { ridge = false; break }
-                if ridge { widths.append(2 * d - 1) }
+                if ridge { thin.append(across) }
             }
         }
-        guard !widths.isEmpty else { return base }
-        widths.sort()
-        let thin = max(1, widths[widths.count / 10])
-        let wanted = Int((voxelsAcross * extent / thin).rounded(.up))
+        guard Float(thin.count) >= extent / 4 else { return base }
+        thin.sort()
+        let wanted = Int((voxelsAcross * extent / thin[thin.count / 10]).rounded(.up))
         return min(limit, max(base, wanted))
     }
 }

@@ -269,4 +269,59 @@ struct SmoothingTests {
         #expect(laplacian.volume < 0.95 * mesh.volume)
         #expect(taubin.isClosedManifold)
     }
+
+    /// A box seen face-on (front at depth 2, back at 2.6), its front rippled like a striped
+    /// texture read as relief (amplitude 1 % of the box's width), meshed in object mode.
+    static func rippledBox(featurePreserving: Int) throws -> (mesh: Mesh, width: Float) {
+        let w = 128, h = 96
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 60)
+        var front = [Float](repeating: 5, count: w * h), back = front, mask = [Float](repeating: 0, count: w * h)
+        for y in 18..<78 {
+            for x in 24..<104 {
+                front[y * w + x] = 2 + 0.02 * sin(Float(x) * 0.9)
+                back[y * w + x] = 2.6
+                mask[y * w + x] = 1
+            }
+        }
+        var options = ObjectMesher.Options()
+        options.resolution = 96
+        options.threads = 1
+        options.normalize = false
+        options.featurePreservingIterations = featurePreserving
+        let result = try ObjectMesher(options: options).mesh(DepthMaps(width: w, height: h, front: front, back: back, mask: mask), camera: camera)
+        let width = 80 * 2 / camera.focalLength
+        return (result.mesh, width)
+    }
+
+    /// Largest and RMS distance from the plane z = mean of the front face's vertices (those whose
+    /// normal faces the camera, away from the rims), relative to `width`.
+    static func frontFlatness(_ mesh: Mesh, width: Float) -> (max: Float, rms: Float) {
+        var m = mesh
+        m.computeNormals()
+        let b = m.bounds!
+        let inner = m.positions.indices.filter { i in
+            let p = m.positions[i]
+            return m.normals![i].z > 0.9 && p.z > b.max.z - 0.1 * width
+                && p.x > b.min.x + 0.1 * width && p.x < b.max.x - 0.1 * width
+                && p.y > b.min.y + 0.1 * width && p.y < b.max.y - 0.1 * width
+        }
+        let mean = inner.map { m.positions[$0].z }.reduce(0, +) / Float(inner.count)
+        let squares = inner.map { (m.positions[$0].z - mean) * (m.positions[$0].z - mean) }
+        let rms = (squares.reduce(0, +) / Float(inner.count)).squareRoot()
+        return (inner.map { abs(m.positions[$0].z - mean) }.max()! / width, rms / width)
+    }
+
+    @Test("feature-preserving smoothing: a box's rippled front comes out planar within 1 % of its size, its edges stay sharp")
+    func flatFaces() throws {
+        let (smoothed, width) = try Self.rippledBox(featurePreserving: 5)
+        let (plain, _) = try Self.rippledBox(featurePreserving: 0)
+        let flat = Self.frontFlatness(smoothed, width: width), rough = Self.frontFlatness(plain, width: width)
+        #expect(flat.max < 0.01, "front deviates up to \(flat.max * 100) % of the width")
+        #expect(flat.rms < 0.75 * rough.rms, "RMS \(flat.rms) vs Taubin only \(rough.rms)")
+        #expect(smoothed.isClosedManifold)
+        // Sharp edges: the box keeps its corners, so its volume stays that of the box (Taubin alone rounds them).
+        let box: Float = width * (width * 0.75) * 0.6
+        let smoothedError = abs(Float(smoothed.volume) / box - 1), plainError = abs(Float(plain.volume) / box - 1)
+        #expect(smoothedError < plainError + 0.01, "volume off by \(smoothedError), Taubin only \(plainError)")
+    }
 }
