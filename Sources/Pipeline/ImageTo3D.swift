@@ -137,11 +137,17 @@ public final class ImageTo3D: Sendable {
         var cameraPosition: SIMD3<Float>? = nil
         var size: ObjectSize? = nil
         var volumeResolution: Int? = nil
+        var symmetric = false
         var silhouette = maps
         do {
             switch mode {
             case .object, .auto:
                 silhouette = ImageTo3D.silhouetteMaps(maps, photo: photo, given: given?.values, options: options)
+                let camera = PinholeCamera(width: silhouette.width, height: silhouette.height, verticalFieldOfView: fov)
+                if options.symmetry, let plane = MirrorSymmetry.find(silhouette, camera: camera) {
+                    silhouette = MirrorSymmetry.complete(silhouette, camera: camera, plane: plane)
+                    symmetric = true
+                }
                 var o = ObjectMesher.Options()
                 o.resolution = Silhouette.volumeResolution(
                     mask: silhouette.mask, width: silhouette.width, height: silhouette.height, threshold: o.maskThreshold,
@@ -152,7 +158,6 @@ public final class ImageTo3D: Sendable {
                 let finer = Float(o.resolution) / Float(options.volumeResolution)
                 o.smoothingIterations = Int((Float(options.smoothingIterations) * min(finer * finer, 4)).rounded())
                 o.threads = options.threads
-                let camera = PinholeCamera(width: silhouette.width, height: silhouette.height, verticalFieldOfView: fov)
                 var result = try ObjectMesher(options: o).mesh(silhouette, camera: camera, photo: photo)
                 // The mesher gives a height of 1; the real height is the user's, or the carved
                 // object's own in metres when the depth is metric.
@@ -199,7 +204,7 @@ public final class ImageTo3D: Sendable {
             photoWidth: photo.width, photoHeight: photo.height,
             networkWidth: estimate.networkWidth, networkHeight: estimate.networkHeight,
             fovDegrees: fov, fovSource: fovSource, maskSource: given?.source ?? .network,
-            volumeResolution: volumeResolution, size: size, sizeSource: size?.source ?? .unknown,
+            volumeResolution: volumeResolution, symmetric: mode == .relief ? nil : symmetric, size: size, sizeSource: size?.source ?? .unknown,
             scale: scale, cameraPosition: cameraPosition.map { [$0.x, $0.y, $0.z] },
             depthModel: estimate.depthModelName, milliseconds: timer.stages)
         return PipelineResult(summary: summary, mesh: mesh, maps: maps, silhouette: silhouette, photo: photo)
@@ -479,6 +484,8 @@ public struct PipelineSummary: Sendable, Codable, Equatable {
     public var maskSource: MaskSource
     /// Object mode: the marching-cubes voxels along the object's longest side.
     public var volumeResolution: Int?
+    /// Object mode: whether a mirror plane was found and the back completed from it.
+    public var symmetric: Bool?
     /// Object mode: the model's size in metres, when it is known.
     public var size: ObjectSize?
     /// How the size was found (`unknown` until the network gives metric depth, unless the user

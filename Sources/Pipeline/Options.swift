@@ -37,6 +37,9 @@ public struct PipelineOptions: Sendable, Equatable {
     /// edges (or a cut-out's alpha or a given mask taken at that size), so parts a few photo
     /// pixels wide survive.
     public var silhouetteResolution: Int = 512
+    /// Complete the object's back by mirror symmetry where the visible part shows a vertical
+    /// mirror plane (`MirrorSymmetry`); the network's back elsewhere.
+    public var symmetry: Bool = true
     /// The object's real height in metres, when the user knows it: object models are then in
     /// metres (lowest point on y = 0, centred); nil keeps a height of 1 with the size unknown.
     public var objectHeight: Float? = nil

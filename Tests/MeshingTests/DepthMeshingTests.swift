@@ -325,3 +325,79 @@ struct SmoothingTests {
         #expect(smoothedError < plainError + 0.01, "volume off by \(smoothedError), Taubin only \(plainError)")
     }
 }
+
+@Suite("Mirror symmetry")
+struct SymmetryTests {
+    /// A cabinet (1.0 wide, 0.8 high, 0.5 deep) turned 35° about the vertical, 3 in front of a
+    /// level camera: exact front and back depth by ray casting, and a network-like back guess
+    /// that is far too thin (front + 0.05).
+    static func turnedBox() -> (maps: DepthMaps, truth: DepthMaps, camera: PinholeCamera) {
+        let w = 160, h = 120
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 50)
+        let centre = SIMD3<Float>(0, 0, -3), half = SIMD3<Float>(0.5, 0.4, 0.25)
+        let yaw: Float = 35 * .pi / 180
+        func toBox(_ v: SIMD3<Float>) -> SIMD3<Float> {   // rotate by −yaw about y
+            SIMD3(cos(yaw) * v.x - sin(yaw) * v.z, v.y, sin(yaw) * v.x + cos(yaw) * v.z)
+        }
+        var front = [Float](repeating: 10, count: w * h), back = front, thin = front, mask = [Float](repeating: 0, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let q = camera.ray(through: SIMD2(Float(x) + 0.5, Float(y) + 0.5))   // depth s along it
+                let o = toBox(-centre), d = toBox(q)
+                var near = -Float.infinity, far = Float.infinity
+                for k in 0..<3 {
+                    if abs(d[k]) < 1e-9 { if abs(o[k]) > half[k] { near = .infinity }; continue }
+                    let a = (-half[k] - o[k]) / d[k], b = (half[k] - o[k]) / d[k]
+                    near = max(near, min(a, b)); far = min(far, max(a, b))
+                }
+                guard near < far, near > 0 else { continue }
+                let i = y * w + x
+                front[i] = near; back[i] = far; thin[i] = near + 0.05; mask[i] = 1
+            }
+        }
+        return (DepthMaps(width: w, height: h, front: front, back: thin, mask: mask),
+                DepthMaps(width: w, height: h, front: front, back: back, mask: mask), camera)
+    }
+
+    static func volume(_ maps: DepthMaps, _ camera: PinholeCamera) throws -> Double {
+        var options = ObjectMesher.Options()
+        options.resolution = 64
+        options.threads = 1
+        options.normalize = false
+        return try ObjectMesher(options: options).mesh(maps, camera: camera).mesh.volume
+    }
+
+    @Test("a half-visible symmetric box: the mirror plane is found and the back completed to near the true volume")
+    func turnedBox() throws {
+        let (maps, truth, camera) = Self.turnedBox()
+        let plane = try #require(MirrorSymmetry.find(maps, camera: camera))
+        // One of the box's vertical mirror planes: normal along one of its horizontal axes, through its centre.
+        let axes = [SIMD3<Float>(cos(35 * Float.pi / 180), 0, -sin(35 * Float.pi / 180)), SIMD3<Float>(sin(35 * Float.pi / 180), 0, cos(35 * Float.pi / 180))]
+        let alignment = axes.map { abs(dot($0, plane.normal)) }.max()!
+        #expect(alignment > cos(4 * Float.pi / 180), "plane normal \(plane.normal)")
+        #expect(abs(dot(plane.normal, SIMD3(0, 0, -3)) - plane.offset) < 0.05, "plane offset \(plane.offset)")
+        let completed = MirrorSymmetry.complete(maps, camera: camera, plane: plane)
+        let real = 1.0 * 0.8 * 0.5
+        #expect(abs(try Self.volume(truth, camera) / real - 1) < 0.1, "the exact maps give the box")
+        let thinVolume = try Self.volume(maps, camera), completedVolume = try Self.volume(completed, camera)
+        let exactVolume = try Self.volume(truth, camera)
+        #expect(thinVolume < 0.1 * real, "\(thinVolume)")
+        // The mirror image of the side face gives the hidden side face; the rays that leave through the
+        // hidden back face keep the thin guess, so the box is not all recovered (0.27 of 0.37 when measured).
+        #expect(completedVolume > 0.7 * exactVolume && completedVolume < 1.05 * exactVolume,
+                "completed \(completedVolume), exact maps \(exactVolume), box \(real)")
+    }
+
+    @Test("no plane for an asymmetric shape or one seen face-on only")
+    func noPlane() throws {
+        let w = 120, h = 90
+        let camera = PinholeCamera(width: w, height: h, verticalFieldOfView: 50)
+        // An L-shaped silhouette on a sloped surface: no vertical mirror plane explains it.
+        var front = [Float](repeating: 10, count: w * h), mask = [Float](repeating: 0, count: w * h)
+        for y in 10..<80 { for x in 20..<100 where x < 45 || y > 60 {
+            front[y * w + x] = 2.5 + 0.01 * Float(x) + 0.004 * Float(y); mask[y * w + x] = 1
+        } }
+        let maps = DepthMaps(width: w, height: h, front: front, back: front.map { $0 + 0.1 }, mask: mask)
+        #expect(MirrorSymmetry.find(maps, camera: camera) == nil)
+    }
+}
