@@ -40,7 +40,7 @@ let package = Package(
         // MARK: Meshing and MeshIO (issue 5)
         .target(name: "Meshing", dependencies: ["Imaging"]),
         .target(name: "MeshIO", dependencies: ["Meshing", "Imaging"]),
-        .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging"]),
+        .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging", "WorkerTestSupport"]),
         .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
         .executableTarget(name: "mesh", dependencies: [
             "Meshing", "MeshIO", "Pipeline", "Imaging", "DepthNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -3,7 +3,7 @@ import Foundation
 /// A plausible back from mirror symmetry: most furniture has a vertical mirror plane, and in a
 /// photo from the side of it the visible half shows what the hidden half looks like.
 ///
-/// `find` tries vertical planes (every `angleStep` degrees, offsets across the object) and
+/// `find` tries vertical planes (every `angleStep` degrees, `offsetSteps` offsets across the object) and
 /// scores each by how consistent the mirror image of the visible surface is with the photo: a
 /// mirrored point must project inside the silhouette and must not come out in front of the
 /// visible surface there (it would then have been seen). Planes nearly facing the camera are
@@ -38,13 +38,13 @@ public enum MirrorSymmetry {
         public var minimumOverlap: Float = 0.2
         /// Planes whose normal is within this angle of the viewing direction are not tried (degrees).
         public var excludedNearView: Float = 35
-        public var angleStep: Float = 3
-        public var offsetSteps: Int = 15
+        public var angleStep: Float = 4
+        public var offsetSteps: Int = 12
         /// Tolerance, as a share of the object's size, for a mirrored point in front of the surface.
         public var depthTolerance: Float = 0.03
         public var maskThreshold: Float = 0.5
         /// At most this many visible points are scored (a regular subsample).
-        public var maximumPoints: Int = 3000
+        public var maximumPoints: Int = 1500
 
         public init() {}
     }

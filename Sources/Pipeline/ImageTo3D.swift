@@ -158,6 +158,7 @@ public final class ImageTo3D: Sendable {
                 let finer = Float(o.resolution) / Float(options.volumeResolution)
                 o.smoothingIterations = Int((Float(options.smoothingIterations) * min(finer * finer, 4)).rounded())
                 o.threads = options.threads
+                o.featurePreservingIterations = options.featurePreservingIterations
                 var result = try ObjectMesher(options: o).mesh(silhouette, camera: camera, photo: photo)
                 // The mesher gives a height of 1; the real height is the user's, or the carved
                 // object's own in metres when the depth is metric.

@@ -45,6 +45,9 @@ public struct PipelineOptions: Sendable, Equatable {
     public var objectHeight: Float? = nil
     /// Taubin smoothing iterations (object mode).
     public var smoothingIterations: Int = 10
+    /// Bilateral normal filtering passes after Taubin (object mode): flat faces flattened,
+    /// creases kept; 0 turns it off.
+    public var featurePreservingIterations: Int = 5
     /// Vertical field of view of the photo's camera in degrees (nil: from the photo's EXIF
     /// `FocalLengthIn35mmFilm` when it has one, else the weights' `fov_degrees`, else 60).
     public var fovDegrees: Float? = nil

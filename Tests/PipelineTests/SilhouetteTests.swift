@@ -2,6 +2,7 @@ import Foundation
 import Imaging
 import Meshing
 import Testing
+import WorkerTestSupport
 @testable import Pipeline
 
 /// The engine with the committed weights, loaded once for these tests.
@@ -12,13 +13,20 @@ enum Engine {
         }
     }()
 
-    static func run(_ image: Image, options: PipelineOptions = PipelineOptions(), mask: Image? = nil) throws -> PipelineResult {
-        let dir = try MeshTool.scratch()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        var options = options
-        options.threads = 2
-        return try shared.run(imageBytes: try PNGEncoder.encode(image), output: dir.appendingPathComponent("m"),
-                              options: options, mask: mask)
+    /// Runs the engine off Swift's cooperative pool (see `offCooperativePool`).
+    static func run(_ image: Image, options: PipelineOptions = PipelineOptions(), mask: Image? = nil) async throws -> PipelineResult {
+        try await run(image, engine: shared, options: options, mask: mask)
+    }
+
+    static func run(_ image: Image, engine: ImageTo3D, options: PipelineOptions = PipelineOptions(), mask: Image? = nil) async throws -> PipelineResult {
+        try await offCooperativePool {
+            let dir = try MeshTool.scratch()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            var options = options
+            options.threads = 2
+            return try engine.run(imageBytes: try PNGEncoder.encode(image), output: dir.appendingPathComponent("m"),
+                                  options: options, mask: mask)
+        }
     }
 
     /// Where each vertex of an object-mode result projects in the photo (pixel coordinates).
@@ -79,7 +87,7 @@ func components(_ mesh: Mesh, keeping keep: (SIMD3<Float>) -> Bool) -> Int {
 @Suite("Silhouettes: cut-outs, given masks, thin parts", .serialized)
 struct SilhouetteTests {
     @Test("a cut-out PNG's alpha is the mask: the model stays inside it, whatever lies under the transparent pixels")
-    func cutOutStaysInsideAlpha() throws {
+    func cutOutStaysInsideAlpha() async throws {
         // A lamp-like shape: a shade, a stem 4 pixels wide and a base.
         let image = cutOut(width: 320, height: 240) { x, y in
             let shade = (120..<200).contains(x) && (30..<90).contains(y) && abs(x - 160) < 25 + (y - 30) / 3
@@ -87,7 +95,7 @@ struct SilhouetteTests {
             let base = (130..<190).contains(x) && (190..<205).contains(y)
             return shade || stem || base
         }
-        let result = try Engine.run(image)
+        let result = try await Engine.run(image)
         #expect(result.summary.mode == .object && result.summary.maskSource == .alpha)
         #expect(result.summary.watertight)
         let alpha = image.alphaChannel()
@@ -108,8 +116,8 @@ struct SilhouetteTests {
     }
 
     @Test("a chair whose legs are three pixels wide keeps its four legs")
-    func thinLegs() throws {
-        let result = try Engine.run(chair())
+    func thinLegs() async throws {
+        let result = try await Engine.run(chair())
         #expect(result.summary.watertight)
         #expect(try #require(result.summary.volumeResolution) > PipelineOptions().volumeResolution)
         let mesh = result.mesh
@@ -120,24 +128,24 @@ struct SilhouetteTests {
         // At the fixed default grid they break up (two voxels or fewer across): the adaptive grid keeps them whole.
         var coarse = PipelineOptions()
         coarse.maxVolumeResolution = coarse.volumeResolution
-        let fixed = try Engine.run(chair(), options: coarse)
+        let fixed = try await Engine.run(chair(), options: coarse)
         let fixedTop = try #require(fixed.mesh.bounds).max.y
         #expect(components(fixed.mesh) { $0.y > 0.1 * fixedTop && $0.y < 0.4 * fixedTop } != 4)
     }
 
     @Test("--mask: a given mask wins over the network; one of the wrong shape is bad input")
-    func givenMask() throws {
+    func givenMask() async throws {
         var photo = Image(width: 200, height: 150, filledWith: [90, 110, 130])
         for y in 40..<110 { for x in 60..<140 { photo.pixels.replaceSubrange((y * 200 + x) * 3..<(y * 200 + x) * 3 + 3, with: [200, 80, 40]) } }
         var mask = Image(width: 100, height: 75, filledWith: [0, 0, 0])
         for y in 20..<55 { for x in 30..<70 { mask.pixels.replaceSubrange((y * 100 + x) * 3..<(y * 100 + x) * 3 + 3, with: [255, 255, 255]) } }
-        let result = try Engine.run(photo, mask: mask)
+        let result = try await Engine.run(photo, mask: mask)
         #expect(result.summary.maskSource == .file && result.summary.mode == .object)
         let projected = try Engine.projections(result)
         #expect(projected.allSatisfy { $0.x > 56 && $0.x < 144 && $0.y > 36 && $0.y < 114 })
-        #expect(throws: PipelineError.self) { try Engine.run(photo, mask: Image(width: 100, height: 100, filledWith: [255, 255, 255])) }
+        await #expect(throws: PipelineError.self) { try await Engine.run(photo, mask: Image(width: 100, height: 100, filledWith: [255, 255, 255])) }
         do {
-            _ = try Engine.run(photo, mask: Image(width: 200, height: 150, filledWith: [0, 0, 0]))
+            _ = try await Engine.run(photo, mask: Image(width: 200, height: 150, filledWith: [0, 0, 0]))
             Issue.record("an all-black mask was accepted")
         } catch let error as PipelineError {
             #expect(error.code == "bad_mask" && error.isBadInput)
@@ -145,24 +153,24 @@ struct SilhouetteTests {
     }
 
     @Test("--height: the model is in metres, standing on y = 0, centred; without it the size is unknown")
-    func realHeight() throws {
+    func realHeight() async throws {
         let image = cutOut(width: 160, height: 120) { x, y in (50..<110).contains(x) && (20..<100).contains(y) }
         var options = PipelineOptions()
         options.objectHeight = 0.75
-        let sized = try Engine.run(image, options: options)
+        let sized = try await Engine.run(image, options: options)
         let b = try #require(sized.mesh.bounds)
         #expect(abs(b.size.y - 0.75) < 1e-4 && abs(b.min.y) < 1e-5)
         #expect(abs(b.center.x) < 1e-4 && abs(b.center.z) < 1e-4)
         let size = try #require(sized.summary.size)
         #expect(size.source == .givenHeight && abs(size.height - 0.75) < 1e-4 && abs(size.width - b.size.x) < 1e-4)
         #expect(sized.summary.sizeSource == .givenHeight)
-        let plain = try Engine.run(image)
+        let plain = try await Engine.run(image)
         #expect(plain.summary.size == nil && plain.summary.sizeSource == .unknown)
         #expect(abs(try #require(plain.mesh.bounds).size.y - 1) < 1e-4)
     }
 
     @Test("metric weights: the model is in metres; its size does not depend on the field of view, its distance does")
-    func metricDepth() throws {
+    func metricDepth() async throws {
         // The committed weights, told they are metric (canonical 60° camera at 192 pixels).
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -173,13 +181,12 @@ struct SilhouetteTests {
         try FileManager.default.copyItem(at: weights.appendingPathComponent("mrdepth.safetensors"), to: dir.appendingPathComponent("mrdepth.safetensors"))
         let engine = try ImageTo3D(weights: dir)
         let image = cutOut(width: 160, height: 120) { x, y in (50..<110).contains(x) && (20..<100).contains(y) }
-        func run(fov: Float) throws -> PipelineResult {
+        func run(fov: Float) async throws -> PipelineResult {
             var options = PipelineOptions()
             options.fovDegrees = fov
-            options.threads = 2
-            return try engine.run(imageBytes: try PNGEncoder.encode(image), output: dir.appendingPathComponent("m"), options: options)
+            return try await Engine.run(image, engine: engine, options: options)
         }
-        let wide = try run(fov: 60), narrow = try run(fov: 30)
+        let wide = try await run(fov: 60), narrow = try await run(fov: 30)
         let size = try #require(wide.summary.size)
         #expect(wide.summary.sizeSource == .metricDepth && size.source == .metricDepth)
         let b = try #require(wide.mesh.bounds)
@@ -195,7 +202,7 @@ struct SilhouetteTests {
         let expected = tan(Float.pi / 6) / tan(Float.pi / 12)
         #expect(abs(ratio / expected - 1) < 0.1, "distance ratio \(ratio), expected \(expected)")
         // The committed weights are not metric: the size is unknown.
-        #expect(try Engine.run(image).summary.sizeSource == .unknown)
+        #expect(try await Engine.run(image).summary.sizeSource == .unknown)
     }
 
     @Test("the field of view comes from EXIF's 35 mm focal length when the photo has one")

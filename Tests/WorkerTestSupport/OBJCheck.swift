@@ -31,3 +31,14 @@ public struct OBJSummary: Sendable, Equatable {
         self.init(text: text)
     }
 }
+
+/// Runs CPU-heavy synchronous test work (the engine, the mesher) on a thread of its own, so that
+/// it does not hold one of the few threads of Swift's cooperative pool that the broker tests'
+/// async code runs on (two, on a two-core machine).
+public func offCooperativePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}

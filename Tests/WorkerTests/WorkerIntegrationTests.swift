@@ -8,13 +8,17 @@ import WorkerTestSupport
 /// Against the real broker (`AMQP_URL`) and the test HTTP server on 127.0.0.1. Each test has its own
 /// queues and exchanges. Serialized: they share two cores with each other's worker pools.
 @Suite(.serialized) struct WorkerIntegrationTests {
-    /// The real engine (the committed weights), at a reduced volume grid to keep the test quick.
+    /// The real engine (the committed weights), at a reduced volume grid and without the mesher's
+    /// symmetry search and feature-preserving smoothing (the Pipeline and Meshing tests cover those)
+    /// to keep these tests quick in a debug build.
     static func realEngine() throws -> PipelineModelGenerator {
         let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Weights")
         var options = PipelineOptions()
         options.volumeResolution = 64
         options.maxVolumeResolution = 64
+        options.symmetry = false
+        options.featurePreservingIterations = 0
         return PipelineModelGenerator(engine: try ImageTo3D(weights: weights), options: options)
     }
 

@@ -172,7 +172,7 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["model3d_1_20240101_000000.obj"])
     }
 
-    @Test func aCutOutPNGIsMeshedInsideItsAlphaWithTheSizeUnknown() throws {
+    @Test func aCutOutPNGIsMeshedInsideItsAlphaWithTheSizeUnknown() async throws {
         let engine = try WorkerIntegrationTests.realEngine()
         let dir = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -185,8 +185,11 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
                 image.pixels.replaceSubrange(i..<i + 4, with: inside ? [180, 90, 40, 255] : [UInt8((x * 37) % 256), UInt8((y * 53) % 256), 200, 0])
             }
         }
-        let result = try engine.generate(imageBytes: try PNGEncoder.encode(image), imageURL: dir.appendingPathComponent("x.png"),
-                                         modelsDirectory: dir, baseName: "model3d_1_20240101_000000", blasThreads: 1)
+        let png = try PNGEncoder.encode(image)
+        let result = try await offCooperativePool {
+            try engine.generate(imageBytes: png, imageURL: dir.appendingPathComponent("x.png"),
+                                modelsDirectory: dir, baseName: "model3d_1_20240101_000000", blasThreads: 1)
+        }
         #expect(result.sizeSource == "unknown" && result.size == nil)
         let obj = try #require(OBJSummary(contentsOf: result.modelFiles[0]))
         #expect(obj.vertices > 100)

@@ -113,6 +113,31 @@ def real_photo(model, long_side=256, flip=False):
     return out, img, preds["model"]
 
 
+def metric_factor(cfg, infer_h, fov_degrees):
+    """Output -> metres for weights trained on canonical-camera metric depth (`metric_depth` in the json):
+    x (focal length in network-input pixels) / canonical_focal_px; None for relative weights."""
+    md = cfg.get("metric_depth")
+    if not md:
+        return None
+    focal = infer_h / 2 / np.tan(np.radians(np.asarray(fov_degrees, np.float64)) / 2)
+    return focal / md["canonical_focal_px"]
+
+
+def metric_scores(pred_front, gt_front, mask, factor):
+    """Per image with an object: the ratio of predicted to true metric depth (median over the object's
+    pixels), which is also the ratio of the object's predicted to true size (the size of a back-projected
+    object scales with its depth). Returns the median |ratio - 1| and the share of images within 15 %."""
+    ratios = []
+    for i in range(len(pred_front)):
+        m = mask[i] & np.isfinite(gt_front[i]) & (gt_front[i] > 0)
+        if m.sum() < 20:
+            continue
+        ratios.append(np.median(pred_front[i][m] * factor[i] / gt_front[i][m]))
+    err = np.abs(np.asarray(ratios) - 1)
+    return {"size_error_median": float(np.median(err)), "size_within_15pct": float(np.mean(err <= 0.15)),
+            "size_ratio_median": float(np.median(ratios)), "images": len(ratios)}
+
+
 def table(res, keys):
     lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, r in res.items():
@@ -150,12 +175,30 @@ def main():
           f"net input {tuple(a.infer_size) if a.infer_size else (h, w)}{', flip-averaged' if flip else ''}")
     print(table(res, keys))
     out = {"heldout": res, "n": int(n), "size": [int(h), int(w)], "net_input": list(a.infer_size or (h, w)), "flip": flip}
+    infer_h = a.infer_size[0] if a.infer_size else h
+    if metric_factor(cfg, infer_h, 60.0) is not None and "target_size" in data:
+        ms = metric_scores(pred["model"][:, 0], data["front"], data["mask"], metric_factor(cfg, infer_h, data["fov"]))
+        print(f"metric depth (field of view given): object size error median {ms['size_error_median']:.3f}, "
+              f"within 15 % {ms['size_within_15pct']:.3f}, median ratio {ms['size_ratio_median']:.3f} ({ms['images']} images)")
+        out["metric"] = ms
     if a.real:
         long_side = max(a.infer_size) if a.infer_size else max(h, w)
-        rr, img, _ = real_photo(model, long_side, flip)
+        rr, img, p_real = real_photo(model, long_side, flip)
         print(f"real photo (Middlebury 2014 motorcycle, net input {img.shape[0]}x{img.shape[1]}):")
         print(table(rr, ["front_absrel", "front_d1"]))
         out["real_motorcycle"] = rr
+        if metric_factor(cfg, img.shape[0], 60.0) is not None:
+            # The photo's own camera: focal 994.978 px at scikit-image's resolution.
+            import skimage.data as skd
+            left, _, disp = skd.stereo_motorcycle()
+            fov = 2 * np.degrees(np.arctan(left.shape[0] / 2 / 994.978))
+            from PIL import Image
+            d = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((img.shape[1], img.shape[0]), Image.NEAREST))
+            valid = np.isfinite(d) & (d > 0)
+            gt = np.where(valid, 994.978 * 0.193001 / np.where(valid, d + 31.086, 1.0), np.nan)
+            ratio = float(np.median(p_real[0][valid] * metric_factor(cfg, img.shape[0], fov) / gt[valid]))
+            print(f"real photo metric depth (its vertical field of view {fov:.1f} degrees given): median ratio {ratio:.3f}")
+            out["real_motorcycle"]["metric_ratio"] = ratio
     if a.json:
         os.makedirs(os.path.dirname(a.json) or ".", exist_ok=True)
         with open(a.json, "w") as f:
