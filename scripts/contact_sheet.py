@@ -62,6 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mesh", default=os.path.join(ROOT, ".build", "release", "mesh"))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--weights", default=os.path.join(ROOT, "Weights"), help="weights folder (default: the committed ones)")
     ap.add_argument("--heldout", type=int, default=4, help="held-out renders on the sheet")
     ap.add_argument("--val", default=os.path.join(ROOT, "Training", "data", "photoreal", "val"))
     ap.add_argument("--tile", type=int, default=200)
@@ -77,7 +78,7 @@ def main():
             os.makedirs(out, exist_ok=True)
             r = subprocess.run([a.mesh, path, "-o", out + "/", "--preview", out + "/", "--mask-out", out + "/", "--json",
                                 "--threads", "2"], capture_output=True, text=True,
-                               env=dict(os.environ, MYROOM_WEIGHTS=os.path.join(ROOT, "Weights")))
+                               env=dict(os.environ, MYROOM_WEIGHTS=a.weights))
             report = json.loads(r.stdout)[0] if r.stdout.strip() else {"ok": False, "error": r.stderr.strip()}
             photo = Image.open(path).convert("RGB")
             tiles = [photo]
