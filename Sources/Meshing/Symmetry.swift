@@ -76,35 +76,57 @@ public enum MirrorSymmetry {
         let tolerance = options.depthTolerance * size
         let view = normalize(SIMD3(centre.x, 0, centre.z))
         let excluded = cos(options.excludedNearView * .pi / 180)
-        var best: Plane?
+        /// The plane's scores.
+        func score(_ n: SIMD3<Float>, _ offset: Float) -> Plane {
+            var plane = Plane(normal: n, offset: offset, consistency: 0, coverage: 0, overlap: 0)
+            var consistent = 0, behind = 0, on = 0
+            for p in points {
+                guard let (pixel, depth) = camera.project(plane.reflect(p)) else { continue }
+                let x = Int(pixel.x.rounded(.down)), y = Int(pixel.y.rounded(.down))
+                guard insideMask(maps, x, y, options.maskThreshold) else { continue }
+                let front = maps.front[min(max(y, 0), maps.height - 1) * maps.width + min(max(x, 0), maps.width - 1)]
+                guard depth >= front - tolerance else { continue }
+                consistent += 1
+                if depth > front + tolerance { behind += 1 } else { on += 1 }
+            }
+            plane.consistency = Float(consistent) / Float(points.count)
+            plane.coverage = Float(behind) / Float(points.count)
+            plane.overlap = Float(on) / Float(points.count)
+            return plane
+        }
+        func passes(_ p: Plane) -> Bool {
+            p.consistency >= options.minimumConsistency && p.coverage >= options.minimumCoverage && p.overlap >= options.minimumOverlap
+        }
+        func value(_ p: Plane) -> Float { p.consistency + 0.25 * p.coverage }
+        func normal(_ degrees: Float) -> SIMD3<Float> { SIMD3(cos(degrees * .pi / 180), 0, sin(degrees * .pi / 180)) }
+        // Coarse: every angleStep degrees, offsetSteps offsets across the object's extent along n; the
+        // grid can miss a plane's exact place, so the most promising few (looser thresholds) are refined.
+        var coarse: [(plane: Plane, angle: Float, step: Float)] = []
         var angle: Float = 0
         while angle < 180 {
-            let n = SIMD3<Float>(cos(angle * .pi / 180), 0, sin(angle * .pi / 180))
-            angle += options.angleStep
+            let n = normal(angle)
+            defer { angle += options.angleStep }
             if abs(dot(n, view)) > excluded { continue }
-            // Offsets across the object's horizontal extent along n.
             var along = (lo: Float.infinity, hi: -Float.infinity)
             for p in points { let t = dot(n, p); along = (min(along.lo, t), max(along.hi, t)) }
+            let step = (along.hi - along.lo) / Float(options.offsetSteps)
             for k in 0..<options.offsetSteps {
-                let offset = along.lo + (along.hi - along.lo) * (Float(k) + 0.5) / Float(options.offsetSteps)
-                var plane = Plane(normal: n, offset: offset, consistency: 0, coverage: 0, overlap: 0)
-                var consistent = 0, behind = 0, on = 0
-                for p in points {
-                    guard let (pixel, depth) = camera.project(plane.reflect(p)) else { continue }
-                    let x = Int(pixel.x.rounded(.down)), y = Int(pixel.y.rounded(.down))
-                    guard insideMask(maps, x, y, options.maskThreshold) else { continue }
-                    let front = maps.front[min(max(y, 0), maps.height - 1) * maps.width + min(max(x, 0), maps.width - 1)]
-                    guard depth >= front - tolerance else { continue }
-                    consistent += 1
-                    if depth > front + tolerance { behind += 1 } else { on += 1 }
+                let candidate = score(n, along.lo + step * (Float(k) + 0.5))
+                if candidate.consistency >= options.minimumConsistency - 0.1, candidate.coverage >= options.minimumCoverage / 2,
+                   candidate.overlap >= options.minimumOverlap / 2 {
+                    coarse.append((candidate, angle, step))
                 }
-                plane.consistency = Float(consistent) / Float(points.count)
-                plane.coverage = Float(behind) / Float(points.count)
-                plane.overlap = Float(on) / Float(points.count)
-                guard plane.consistency >= options.minimumConsistency, plane.coverage >= options.minimumCoverage,
-                      plane.overlap >= options.minimumOverlap else { continue }
-                if best == nil || plane.consistency + 0.25 * plane.coverage > best!.consistency + 0.25 * best!.coverage {
-                    best = plane
+            }
+        }
+        // Fine: around the best few, a quarter of the steps either way.
+        var best: Plane?
+        for c in coarse.sorted(by: { value($0.plane) > value($1.plane) }).prefix(4) {
+            for da in Swift.stride(from: -options.angleStep / 2, through: options.angleStep / 2, by: options.angleStep / 4) {
+                let n = normal(c.angle + da)
+                if abs(dot(n, view)) > excluded { continue }
+                for k in -4...4 {
+                    let candidate = score(n, c.plane.offset + Float(k) * c.step / 8)
+                    if passes(candidate), best.map({ value(candidate) > value($0) }) ?? true { best = candidate }
                 }
             }
         }

@@ -387,7 +387,7 @@ struct SymmetryTests {
         // The mirror image of the side face gives the hidden side face; the rays that leave through the
         // hidden back face keep the thin guess, so the box is not all recovered (0.27 of 0.37 when measured).
         #expect(completedVolume > 0.7 * exactVolume && completedVolume < 1.05 * exactVolume,
-                "completed \(completedVolume), exact maps \(exactVolume), box \(real)")
+                "completed \(completedVolume), exact maps \(exactVolume), box \(real), \(plane)")
     }
 
     @Test("no plane for an asymmetric shape or one seen face-on only")
