@@ -29,8 +29,13 @@ enum MeshTool {
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
-    /// Runs `mesh` with `arguments` in `directory`.
-    static func run(_ arguments: [String], in directory: URL) throws -> Output {
+    /// Runs `mesh` with `arguments` in `directory`, waiting on a thread of its own (not one of
+    /// the cooperative pool's, which the broker tests' async code needs).
+    static func run(_ arguments: [String], in directory: URL) async throws -> Output {
+        try await offCooperativePool { try runBlocking(arguments, in: directory) }
+    }
+
+    static func runBlocking(_ arguments: [String], in directory: URL) throws -> Output {
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
@@ -68,11 +73,11 @@ struct CommandSummary: Decodable {
 @Suite("The mesh command, end to end", .serialized)
 struct MeshCommandTests {
     @Test("object mode: one closed, consistently wound, coloured mesh; --json matches the files")
-    func objectMode() throws {
+    func objectMode() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let photo = MeshTool.samples.appendingPathComponent("cube.jpg").path
-        let result = try MeshTool.run([photo, "--mode", "object", "--volume", "64", "-o", "out/cube.obj",
+        let result = try await MeshTool.run([photo, "--mode", "object", "--volume", "64", "-o", "out/cube.obj",
                                        "--format", "glb", "--json"], in: dir)
         try #require(result.status == 0, "\(result.stderr)")
         let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
@@ -100,11 +105,11 @@ struct MeshCommandTests {
     }
 
     @Test("relief mode with --texture: texture coordinates, MTL and PNG")
-    func reliefMode() throws {
+    func reliefMode() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let photo = MeshTool.samples.appendingPathComponent("room.jpg").path
-        let result = try MeshTool.run([photo, "--mode", "relief", "--texture", "-o", "room.obj", "--resolution", "128"], in: dir)
+        let result = try await MeshTool.run([photo, "--mode", "relief", "--texture", "-o", "room.obj", "--resolution", "128"], in: dir)
         try #require(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("room.obj") && result.stdout.contains("relief"))
         let mesh = try OBJReader.read(dir.appendingPathComponent("room.obj"))
@@ -118,7 +123,7 @@ struct MeshCommandTests {
     }
 
     @Test("--depth-out and --mask-out have the photo's upright size; --preview is a PNG")
-    func sideOutputs() throws {
+    func sideOutputs() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         // 64x40 stored, EXIF orientation 6: upright it is 40x64.
@@ -127,7 +132,7 @@ struct MeshCommandTests {
         let oriented = TestFixtures.png(try PNGEncoder.encode(stored), withOrientation: 6)
         try Data(oriented).write(to: dir.appendingPathComponent("rotated.png"))
         let photo = dir.appendingPathComponent("rotated.png").path
-        let result = try MeshTool.run([photo, "--mode", "relief", "-o", "m.ply", "--depth-out", "d.pfm",
+        let result = try await MeshTool.run([photo, "--mode", "relief", "-o", "m.ply", "--depth-out", "d.pfm",
                                        "--mask-out", "mask.png", "--preview", "p.png", "--quiet"], in: dir)
         try #require(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.isEmpty)
@@ -144,7 +149,7 @@ struct MeshCommandTests {
     }
 
     @Test("a corrupt photo among good ones: exit 65, the good ones are written")
-    func corruptAmongGood() throws {
+    func corruptAmongGood() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         var truncated = [UInt8](try Data(contentsOf: MeshTool.samples.appendingPathComponent("dresser.jpg")))
@@ -153,7 +158,7 @@ struct MeshCommandTests {
         try Data("<html><body>404</body></html>".utf8).write(to: dir.appendingPathComponent("page.jpg"))
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
         let good = MeshTool.root.appendingPathComponent("Tests/WorkerTestSupport/Fixtures/photo_1.png").path
-        let result = try MeshTool.run(["broken.jpg", good, "page.jpg", "--mode", "relief", "-o", "out", "--json"], in: dir)
+        let result = try await MeshTool.run(["broken.jpg", good, "page.jpg", "--mode", "relief", "-o", "out", "--json"], in: dir)
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains("broken.jpg") && result.stderr.contains("truncated"))
         #expect(result.stderr.contains("page.jpg") && result.stderr.contains("HTML"))
@@ -165,14 +170,14 @@ struct MeshCommandTests {
     }
 
     @Test("1x1, 10000x10 and 4000x40 photos are bad input: exit 65 with their codes, not an internal error")
-    func unusablePhotos() throws {
+    func unusablePhotos() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(PNGEncoder.encode(Image(width: 1, height: 1, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("dot.png"))
         try Data(PNGEncoder.encode(Image(width: 10000, height: 10, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("strip.png"))
         try Data(PNGEncoder.encode(Image(width: 4000, height: 40, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("band.png"))
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
-        let result = try MeshTool.run(["dot.png", "strip.png", "band.png", "-o", "out", "--json"], in: dir)
+        let result = try await MeshTool.run(["dot.png", "strip.png", "band.png", "-o", "out", "--json"], in: dir)
         #expect(result.status == 65, "\(result.stderr)")
         let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
         // 10000x10 is refused for its 10-pixel side before its aspect is looked at.
@@ -181,7 +186,7 @@ struct MeshCommandTests {
     }
 
     @Test("--mask and --height: the given silhouette, a model in metres, and the size in --json and the text line")
-    func maskAndHeight() throws {
+    func maskAndHeight() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         var photo = Image(width: 120, height: 90, filledWith: [90, 110, 130])
@@ -194,28 +199,28 @@ struct MeshCommandTests {
         }
         try Data(PNGEncoder.encode(photo)).write(to: dir.appendingPathComponent("box.png"))
         try Data(PNGEncoder.encode(mask)).write(to: dir.appendingPathComponent("box_mask.png"))
-        let result = try MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box.obj", "--json"], in: dir)
+        let result = try await MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box.obj", "--json"], in: dir)
         try #require(result.status == 0, "\(result.stderr)")
         let summary = try #require(try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8)).first?.summary)
         #expect(summary.maskSource == .file && summary.mode == .object && summary.sizeSource == .givenHeight)
         #expect(abs((summary.size?.height ?? 0) - 0.8) < 1e-4)
         let bounds = try #require(try OBJReader.read(dir.appendingPathComponent("box.obj")).bounds)
         #expect(abs(bounds.size.y - 0.8) < 1e-3 && abs(bounds.min.y) < 1e-3)
-        let text = try MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box2.obj"], in: dir)
+        let text = try await MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box2.obj"], in: dir)
         #expect(text.status == 0 && text.stdout.contains("size: ") && text.stdout.contains("x 0.80 m"), "\(text.stdout)")
         // A mask that is not of the photo's shape is bad input; --mask with several photos is a usage error.
         try Data(PNGEncoder.encode(Image(width: 50, height: 50, filledWith: [255, 255, 255]))).write(to: dir.appendingPathComponent("square.png"))
-        let wrong = try MeshTool.run(["box.png", "--mask", "square.png", "-o", "box3.obj", "--json"], in: dir)
+        let wrong = try await MeshTool.run(["box.png", "--mask", "square.png", "-o", "box3.obj", "--json"], in: dir)
         #expect(wrong.status == 65 && wrong.stdout.contains("bad_mask"), "\(wrong.stderr)")
-        #expect(try MeshTool.run(["box.png", "box.png", "--mask", "box_mask.png"], in: dir).status == 64)
+        #expect(try await MeshTool.run(["box.png", "box.png", "--mask", "box_mask.png"], in: dir).status == 64)
     }
 
     @Test("mesh network writes the raw outputs the engine's model gives for the same pixels")
-    func networkOutputs() throws {
+    func networkOutputs() async throws {
         let dir = try MeshTool.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let photos = ["cube.jpg", "dresser.jpg"].map { MeshTool.samples.appendingPathComponent($0) }
-        let result = try MeshTool.run(["network"] + photos.map(\.path) + ["-o", "out.f32", "--size", "64", "--threads", "2"], in: dir)
+        let result = try await MeshTool.run(["network"] + photos.map(\.path) + ["-o", "out.f32", "--size", "64", "--threads", "2"], in: dir)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("1×3×64×64"))
         let data = try Data(contentsOf: dir.appendingPathComponent("out.f32"))
@@ -239,14 +244,14 @@ struct MeshCommandTests {
             #expect(got[0..<plane].allSatisfy { $0 > 0 } && got[(2 * plane)...].allSatisfy { $0 >= 0 && $0 <= 1 })
             #expect(zip(got[0..<plane], got[plane..<(2 * plane)]).allSatisfy { $0 <= $1 })
         }
-        let bad = try MeshTool.run(["network", MeshTool.root.appendingPathComponent("README.md").path, "-o", "x.f32"], in: dir)
+        let bad = try await MeshTool.run(["network", MeshTool.root.appendingPathComponent("README.md").path, "-o", "x.f32"], in: dir)
         #expect(bad.status == 65 && bad.stderr.contains("README.md"), "\(bad.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.f32").path))
     }
 
     @Test("usage errors exit 64", arguments: [["--threads", "0", "x.jpg"], ["--mode", "sideways", "x.jpg"], []])
-    func usage(arguments: [String]) throws {
-        let result = try MeshTool.run(arguments, in: try MeshTool.scratch())
+    func usage(arguments: [String]) async throws {
+        let result = try await MeshTool.run(arguments, in: try MeshTool.scratch())
         #expect(result.status == 64, "\(result.stderr)")
     }
 }

@@ -190,9 +190,10 @@ final class InProcessWorker: @unchecked Sendable {
         task = Task.detached { try await service.run() }
     }
 
-    /// Waits until the worker consumes (or 30 s).
+    /// Waits until the worker consumes (or 60 s: at the start of a test run every suite starts at
+    /// once on two cores, and the worker's async start-up waits for the cooperative pool's threads).
     func waitUntilReady() async throws {
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(60)
         while !service.isReady {
             try #require(Date() < deadline, "worker did not become ready")
             try await Task.sleep(for: .milliseconds(50))
