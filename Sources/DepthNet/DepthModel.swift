@@ -126,6 +126,15 @@ public enum DepthModel: Sendable {
         }
     }
 
+    /// ``predict(_:workspace:)`` and, for weights with a scene head, each image's probability of being a
+    /// room view rather than an object photo (nil otherwise).
+    public func predictWithScene(_ input: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomProbabilities: [Float]?) {
+        switch self {
+        case .mrdepth(let model): try model.predictWithScene(input, workspace: workspace)
+        case .depthAnything(let model): (try model.forward(input, workspace: workspace), nil)
+        }
+    }
+
     /// Floating-point operations of one inference at `height × width` (2 per multiply-add).
     public func flops(height: Int, width: Int) -> Double {
         switch self {

@@ -36,6 +36,20 @@ public enum Ops {
         for i in 0..<a.count { a.base[i] += b.base[i] }
     }
 
+    /// Per image, the mean of each channel over all positions of an NCHW tensor (`N` arrays of `C`).
+    public static func channelMeans(_ x: Tensor) -> [[Float]] {
+        precondition(x.rank == 4, "channelMeans: \(x.shape)")
+        let (n, c, plane) = (x.shape[0], x.channels, x.height * x.width)
+        return (0..<n).map { b in
+            (0..<c).map { k in
+                let p = x.base + (b * c + k) * plane
+                var sum = 0.0
+                for i in 0..<plane { sum += Double(p[i]) }
+                return Float(sum / Double(max(plane, 1)))
+            }
+        }
+    }
+
     /// The mirror image of an NCHW tensor: every row reversed (column `c` ← column `W − 1 − c`).
     public static func mirrorColumns(_ x: Tensor, workspace: Workspace) -> Tensor {
         precondition(x.rank == 4, "mirrorColumns: \(x.shape)")

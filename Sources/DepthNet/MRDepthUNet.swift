@@ -27,6 +27,22 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     /// Present when the front (and back) depth are canonical-camera metres: metric depth is the
     /// output × (the photo's focal length in network-input pixels) / `canonicalFocalPixels`.
     public var metricDepth: MetricDepth?
+    /// Present when the weights carry the scene head (`scene.weight` `[1, w4]`, `scene.bias` `[1]`): one
+    /// logit per image, P(room view) = sigmoid(scene.weight · mean of the last encoder stage + scene.bias).
+    public var sceneHead: SceneHead?
+
+    /// How the scene head was made (informative; the tensors define it).
+    public struct SceneHead: Sendable, Equatable, Codable {
+        /// What it reads, `"mean of enc4"`.
+        public var features: String?
+        /// The classes of logit ≤ 0 and > 0: `["object", "room"]`.
+        public var classes: [String]?
+
+        public init(features: String? = "mean of enc4", classes: [String]? = ["object", "room"]) {
+            self.features = features
+            self.classes = classes
+        }
+    }
 
     /// How metric depth is read from the outputs (Metric3D's canonical camera).
     public struct MetricDepth: Sendable, Equatable, Codable {
@@ -41,7 +57,7 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case architecture, widths, mean, std, outputs, version
         case inputSize = "input_size", depthUnits = "depth_units", fovDegrees = "fov_degrees"
-        case flipAverage = "flip_average", metricDepth = "metric_depth"
+        case flipAverage = "flip_average", metricDepth = "metric_depth", sceneHead = "scene_head"
     }
 
     /// The default configuration: widths [16, 32, 64, 128, 256], 256×256, ImageNet normalisation.
@@ -102,6 +118,8 @@ public struct MRDepthUNet: Sendable {
     let decoders: [Block]   // dec4 … dec1
     let headConv: Conv2D
     let headOut: Conv2D
+    /// The scene head's weights (`w4` values) and bias, when the config has `scene_head`.
+    let scene: (weight: [Float], bias: Float)?
 
     /// Builds the network from safetensors weights with PyTorch state-dict names.
     /// - Throws: ``DepthNetError/weightsMismatch(path:problems:)`` listing every missing or mis-shaped tensor,
@@ -134,6 +152,8 @@ public struct MRDepthUNet: Sendable {
         headConv = convBNReLU("head.conv1", w[0], w[0])
         headOut = Conv2D(weight: reader.tensor("head.out.weight", [3, w[0], 1, 1]), bias: reader.tensor("head.out.bias", [3]),
                          outChannels: 3, inChannels: w[0], kernel: (1, 1))
+        scene = config.sceneHead == nil ? nil
+            : (reader.tensor("scene.weight", [1, w[4]]), reader.tensor("scene.bias", [1])[0])
         try reader.finish()
         self.config = config
     }
@@ -148,12 +168,19 @@ public struct MRDepthUNet: Sendable {
 
     /// The raw head output `o`, `[N, 3, H, W]`, for a normalised input.
     public func raw(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> Tensor {
+        try rawAndPooled(x, workspace: ws).raw
+    }
+
+    /// The raw head output and, per image, the spatial mean of the last encoder stage (`N × w4`, what
+    /// the scene head reads).
+    func rawAndPooled(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> (raw: Tensor, pooled: [[Float]]) {
         try Self.validate(x)
         var skips = [stem(x, activation: .relu, workspace: ws)]
         for block in encoders {
             skips.append(block(skips.last!, height: skips.last!.height, width: skips.last!.width, workspace: ws))
         }
         var y = skips.removeLast()
+        let pooled = Ops.channelMeans(y)
         for block in decoders {
             let skip = skips.removeLast()
             if y.shape[0] == 1, let padded = block.conv1.makePaddedInput(height: skip.height, width: skip.width,
@@ -175,12 +202,17 @@ public struct MRDepthUNet: Sendable {
             y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)
             y = headConv(y, activation: .relu, workspace: ws)
         }
-        return headOut(y, workspace: ws)
+        return (headOut(y, workspace: ws), pooled)
     }
 
     /// Runs the network: `[N, 3, H, W]` normalised input → `[N, 3, H, W]` = front, back, mask.
     public func forward(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> Tensor {
-        let o = try raw(x, workspace: workspace)
+        try forwardWithScene(x, workspace: workspace).maps
+    }
+
+    /// ``forward(_:workspace:)`` and the scene head's room logit per image (nil without a scene head).
+    public func forwardWithScene(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomLogits: [Float]?) {
+        let (o, pooled) = try rawAndPooled(x, workspace: workspace)
         let plane = x.height * x.width
         for b in 0..<o.shape[0] {
             let p = o.base + b * 3 * plane
@@ -190,23 +222,37 @@ public struct MRDepthUNet: Sendable {
                 mr_mrdepth_post(p + i, p + plane + i, p + 2 * plane + i, pixels.count)
             }
         }
-        return o
+        return (o, scene.map { head in pooled.map { Self.logit(head, $0) } })
+    }
+
+    static func logit(_ head: (weight: [Float], bias: Float), _ features: [Float]) -> Float {
+        var sum = Double(head.bias)
+        for (w, f) in zip(head.weight, features) { sum += Double(w) * Double(f) }
+        return Float(sum)
     }
 
     /// What the engine runs: ``forward(_:workspace:)``, or with `flip_average` in the config the mean of
     /// `forward(x)` and the mirror image of `forward(mirror(x))` (two passes; the same post-processed maps
     /// averaged, as `Training/scripts/evaluate.py` does).
     public func predict(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> Tensor {
-        let first = try forward(x, workspace: ws)
-        guard config.flipAverage == true else { return first }
-        let second = try forward(Ops.mirrorColumns(x, workspace: ws), workspace: ws)
+        try predictWithScene(x, workspace: ws).maps
+    }
+
+    /// ``predict(_:workspace:)`` and, with a scene head, each image's probability of being a room view
+    /// (with flip averaging: the mean of the two passes' logits, as the head is linear in the features).
+    public func predictWithScene(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> (maps: Tensor, roomProbabilities: [Float]?) {
+        let (first, logits) = try forwardWithScene(x, workspace: ws)
+        func probabilities(_ l: [Float]?) -> [Float]? { l.map { $0.map { 1 / (1 + exp(-$0)) } } }
+        guard config.flipAverage == true else { return (first, probabilities(logits)) }
+        let (second, mirroredLogits) = try forwardWithScene(Ops.mirrorColumns(x, workspace: ws), workspace: ws)
         let (rows, width) = (first.count / max(first.width, 1), first.width)
         let a = first.base, b = second.base
         for r in 0..<rows {
             let row = r * width
             for c in 0..<width { a[row + c] = 0.5 * (a[row + c] + b[row + width - 1 - c]) }
         }
-        return first
+        let averaged = logits.flatMap { l in mirroredLogits.map { m in zip(l, m).map { 0.5 * ($0 + $1) } } }
+        return (first, probabilities(averaged))
     }
 
     /// Multiply-adds ×2 of one inference at `height × width` (convolutions only).

@@ -90,21 +90,24 @@ public final class ImageTo3D: Sendable {
     /// Decodes `bytes`, estimates depth, meshes and writes `<base>.<ext>` for each format.
     /// A cut-out photo (a PNG with a non-trivial alpha channel) uses its alpha as the mask;
     /// `mask` (any image of the photo's upright size or aspect: white = object, or its alpha
-    /// when it has one) overrides both.
-    public func run(imageBytes bytes: [UInt8], output base: URL, options: PipelineOptions, mask: Image? = nil) throws(PipelineError) -> PipelineResult {
+    /// when it has one) overrides both. `depth` replaces the network's front (and back) depth.
+    public func run(imageBytes bytes: [UInt8], output base: URL, options: PipelineOptions, mask: Image? = nil,
+                    depth: GivenDepth? = nil) throws(PipelineError) -> PipelineResult {
         var timer = StageTimer()
         let decoded: DecodedImage
         do { decoded = try ImageDecoder.decode(bytes, limits: options.limits) } catch { throw .image(error) }
         timer.lap("decode")
-        return try run(decoded: decoded, output: base, options: options, mask: mask, timer: timer)
+        return try run(decoded: decoded, output: base, options: options, mask: mask, depth: depth, timer: timer)
     }
 
     /// As `run(imageBytes:)`, for an already decoded photo.
-    public func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask: Image? = nil) throws(PipelineError) -> PipelineResult {
-        try run(decoded: decoded, output: base, options: options, mask: mask, timer: StageTimer())
+    public func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask: Image? = nil,
+                    depth: GivenDepth? = nil) throws(PipelineError) -> PipelineResult {
+        try run(decoded: decoded, output: base, options: options, mask: mask, depth: depth, timer: StageTimer())
     }
 
-    func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask userMask: Image?, timer start: StageTimer) throws(PipelineError) -> PipelineResult {
+    func run(decoded: DecodedImage, output base: URL, options: PipelineOptions, mask userMask: Image?, depth givenDepth: GivenDepth?,
+             timer start: StageTimer) throws(PipelineError) -> PipelineResult {
         var timer = start
         try ImageTo3D.validate(options)
         try PhotoRequirements.check(width: decoded.image.width, height: decoded.image.height)
@@ -123,13 +126,19 @@ public final class ImageTo3D: Sendable {
             estimate.maps.mask = FloatMap.areaResize(given.values, width: photo.width, height: photo.height,
                                                      to: estimate.maps.width, estimate.maps.height)
         }
+        if let givenDepth {
+            try givenDepth.apply(to: &estimate.maps, photoWidth: photo.width, photoHeight: photo.height)
+            estimate.depthModelName = givenDepth.back == nil ? "given+\(estimate.depthModelName)" : "given"
+            estimate.metric = false   // units unknown: the size comes from --height, if at all
+        }
         timer.lap("depth")
 
         let maps = estimate.maps
         let mode: PipelineOptions.Mode
         switch options.mode {
         case .auto where given != nil: mode = .object   // the user marked the object
-        case .auto: mode = AutoModeRule().choose(mask: maps.mask, width: maps.width, height: maps.height)
+        case .auto: mode = AutoModeRule().choose(mask: maps.mask, width: maps.width, height: maps.height,
+                                                 roomProbability: estimate.roomProbability)
         default: mode = options.mode
         }
         var mesh: Mesh
@@ -207,6 +216,7 @@ public final class ImageTo3D: Sendable {
             fovDegrees: fov, fovSource: fovSource, maskSource: given?.source ?? .network,
             volumeResolution: volumeResolution, symmetric: mode == .relief ? nil : symmetric, size: size, sizeSource: size?.source ?? .unknown,
             scale: scale, cameraPosition: cameraPosition.map { [$0.x, $0.y, $0.z] },
+            roomProbability: estimate.roomProbability,
             depthModel: estimate.depthModelName, milliseconds: timer.stages)
         return PipelineResult(summary: summary, mesh: mesh, maps: maps, silhouette: silhouette, photo: photo)
     }
@@ -337,7 +347,7 @@ public final class ImageTo3D: Sendable {
     /// trained on metric depth (`metric_depth` in their config) give metres for a camera of
     /// vertical field of view `fieldOfView` (default: the options', else the weights').
     public func estimateDepth(_ photo: Image, options: PipelineOptions, fieldOfView: Float? = nil) throws(PipelineError) -> DepthEstimate {
-        let (shape, sw, sh) = try infer(shapeModel, photo, longSide: options.resolution)
+        let (shape, sw, sh, roomProbability) = try infer(shapeModel, photo, longSide: options.resolution)
         let (mw, mh) = ImageTo3D.mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: sw, networkHeight: sh)
         var front = FloatMap.resample(shape[0], width: sw, height: sh, to: mw, mh)
         var back = FloatMap.resample(shape[1], width: sw, height: sh, to: mw, mh)
@@ -356,7 +366,7 @@ public final class ImageTo3D: Sendable {
         if case .depthAnything = depthModel {
             // Front depth from Depth Anything (relative inverse depth), aligned by least
             // squares in disparity space to ours; the back keeps our thickness ratio.
-            let (out, dw, dh) = try infer(depthModel, photo, longSide: nil)
+            let (out, dw, dh, _) = try infer(depthModel, photo, longSide: nil)
             let disparity = FloatMap.resample(out[0], width: dw, height: dh, to: mw, mh)
             let target = front.map { 1 / max($0, 1e-6) }
             let (s, t) = FloatMap.fitScaleShift(disparity, to: target)
@@ -369,7 +379,8 @@ public final class ImageTo3D: Sendable {
             name = "depth-anything-v2+mrdepth"
         }
         return DepthEstimate(maps: DepthMaps(width: mw, height: mh, front: front, back: back, mask: mask),
-                             networkWidth: sw, networkHeight: sh, depthModelName: name, metric: metric)
+                             networkWidth: sw, networkHeight: sh, depthModelName: name, metric: metric,
+                             roomProbability: roomProbability)
     }
 
     /// The maps' size: the network's longer side kept, the other side giving the photo's aspect.
@@ -391,25 +402,29 @@ public final class ImageTo3D: Sendable {
         return width >= height ? (long, short) : (short, long)
     }
 
-    /// One inference: returns the output channels as planes, and the input width/height.
-    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int) {
+    /// One inference: returns the output channels as planes, the input width/height and the scene
+    /// head's room probability (weights that have one).
+    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int, Float?) {
         let (w, h) = ImageTo3D.inputSize(model, width: photo.width, height: photo.height, longSide: longSide)
         let mean = model.mean, std = model.std
         let input = photo.resized(width: w, height: h)
             .planarFloats(mean: (mean[0], mean[1], mean[2]), std: (std[0], std[1], std[2]))
         let workspace = workspaces.take()
         defer { workspaces.give(workspace) }
-        let output: Tensor
-        do { output = try model.predict(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace) } catch {
+        let output: Tensor, room: Float?
+        do {
+            let prediction = try model.predictWithScene(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace)
+            (output, room) = (prediction.maps, prediction.roomProbabilities?.first)
+        } catch {
             throw .model(error)
         }
         let values = output.toArray()
         let oh = output.shape[2], ow = output.shape[3]
         let plane = oh * ow
         let planes = (0..<output.shape[1]).map { c in Array(values[(c * plane)..<((c + 1) * plane)]) }
-        if oh == h && ow == w { return (planes, w, h) }
+        if oh == h && ow == w { return (planes, w, h, room) }
         // A model whose output is not at input size (not ours): bring it to input size.
-        return (planes.map { FloatMap.resample($0, width: ow, height: oh, to: w, h) }, w, h)
+        return (planes.map { FloatMap.resample($0, width: ow, height: oh, to: w, h) }, w, h, room)
     }
 
     // MARK: Files
@@ -449,6 +464,8 @@ public struct DepthEstimate: Sendable {
     public var depthModelName: String
     /// Whether the depths are metres (weights trained on metric depth).
     public var metric: Bool = false
+    /// The probability that the photo is a room view, not an object photo (weights with a scene head).
+    public var roomProbability: Float? = nil
 }
 
 /// What a run produced: the machine-readable summary plus the mesh and maps themselves.
@@ -496,6 +513,9 @@ public struct PipelineSummary: Sendable, Codable, Equatable {
     public var scale: Float?
     /// Object mode: the camera's position in the output frame (it looks along −Z).
     public var cameraPosition: [Float]?
+    /// The scene head's probability that the photo is a room view (weights that have one); `--mode auto`
+    /// makes a relief at 0.5 or more.
+    public var roomProbability: Float?
     public var depthModel: String
     /// Milliseconds per stage, in order: decode, depth, mesh, write (and any added later).
     public var milliseconds: [StageTime]

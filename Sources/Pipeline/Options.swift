@@ -75,16 +75,22 @@ public struct PipelineOptions: Sendable, Equatable {
     }
 }
 
-/// The rule `--mode auto` follows: object mode when the foreground (mask ≥ 0.5) covers
-/// between `minFraction` and `maxFraction` of the picture and does not touch all four
-/// borders (a foreground that fills the frame edge to edge is a room, not an object).
+/// The rule `--mode auto` follows: relief when the weights' scene head calls the photo a room
+/// view; otherwise object mode when the foreground (mask ≥ 0.5) covers between `minFraction` and
+/// `maxFraction` of the picture and does not touch all four borders (a foreground that fills the
+/// frame edge to edge is a room, not an object).
 public struct AutoModeRule: Sendable {
     public var minFraction: Double = 0.02
     public var maxFraction: Double = 0.85
 
     public init() {}
 
-    public func choose(mask: [Float], width: Int, height: Int, threshold: Float = 0.5) -> PipelineOptions.Mode {
+    /// Relief when the scene head (weights that have one) says the photo is a room view
+    /// (`roomProbability` ≥ 0.5), or when the mask leaves no object to model: it covers under
+    /// `minFraction` or over `maxFraction` of the picture, or touches all four borders. Object otherwise.
+    public func choose(mask: [Float], width: Int, height: Int, threshold: Float = 0.5,
+                       roomProbability: Float? = nil) -> PipelineOptions.Mode {
+        if let roomProbability, roomProbability >= 0.5 { return .relief }
         var count = 0
         var touches = (top: false, bottom: false, left: false, right: false)
         for y in 0..<height {

@@ -19,11 +19,13 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
     case unusablePhoto(UnusablePhoto)
     /// The mask given with the photo cannot be used (wrong size, all one value): bad input.
     case badMask(String)
+    /// The depth map given with the photo cannot be used (not a PFM, wrong aspect, not positive): bad input.
+    case badDepth(String)
 
     /// Whether the input, not the machine, is at fault (exit code 65, a permanent job failure).
     public var isBadInput: Bool {
         switch self {
-        case .image, .unusablePhoto, .badMask: true
+        case .image, .unusablePhoto, .badMask, .badDepth: true
         case .meshing(let e): e == .emptyMask || e == .emptyMesh
         default: false
         }
@@ -39,6 +41,7 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
         case .invalidOptions: "invalid_options"
         case .unusablePhoto(let reason): reason.code
         case .badMask: "bad_mask"
+        case .badDepth: "bad_depth"
         }
     }
 
@@ -51,6 +54,7 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable {
         case .invalidOptions(let text): text
         case .unusablePhoto(let reason): "\(reason)"
         case .badMask(let text): "mask: \(text)"
+        case .badDepth(let text): "depth: \(text)"
         }
     }
 }

@@ -16,8 +16,9 @@ struct PhotoCommand: ParsableCommand {
             Each photo is decoded (JPEG or PNG, EXIF orientation applied), the depth network \
             estimates front depth, back depth and a foreground mask, and the mesher builds a \
             closed object (object mode) or a relief of the whole picture (relief mode). \
-            --mode auto picks object mode when the foreground covers 2%–85% of the picture and \
-            does not touch all four borders, relief mode otherwise.
+            --mode auto picks relief mode when the network's scene head calls the photo a room \
+            view (the shipped weights have one) or when the foreground covers under 2% or over 85% \
+            of the picture or touches all four borders, object mode otherwise.
 
             A cut-out PNG (its alpha channel marks the object: iPhone's "lift subject", rembg, \
             photo editors) or --mask FILE gives the object's silhouette instead of the network.
@@ -57,6 +58,15 @@ struct PhotoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A mask of the object: an image of the photo's size, white = object (or its alpha, if it has one).",
                                discussion: "Only with one photo."))
     var mask: String?
+
+    @Option(name: .customLong("depth"),
+            help: ArgumentHelp("Front depth to use instead of the network's: a PFM of camera z-depth (larger = farther), the photo's aspect.",
+                               discussion: "From a depth sensor, another model or ground truth; --depth-out writes this format. Only with one photo."))
+    var depthIn: String?
+
+    @Option(help: ArgumentHelp("Back depth (where each ray leaves the object) to go with --depth, same format and size.",
+                               discussion: "Without it the network's thickness ratio is kept."))
+    var backDepth: String?
 
     @Option(help: "The object's real height in metres: the model is then in metres.")
     var height: Float?
@@ -105,6 +115,8 @@ struct PhotoCommand: ParsableCommand {
             throw ValidationError("--height must be a height in metres, more than 0 and under 1000")
         }
         if mask != nil && photos.count > 1 { throw ValidationError("--mask goes with one photo") }
+        if depthIn != nil && photos.count > 1 { throw ValidationError("--depth goes with one photo") }
+        if backDepth != nil && depthIn == nil { throw ValidationError("--back-depth goes with --depth") }
         if let fovDegrees, !PipelineOptions.isValidFieldOfView(fovDegrees) {
             let bounds = PipelineOptions.fieldOfViewBounds
             throw ValidationError("--fov must be between \(Int(bounds.lower)) and \(Int(bounds.upper))")
@@ -209,10 +221,20 @@ struct PhotoCommand: ParsableCommand {
                 throw PipelineError.invalidOptions("cannot read \(mask): \((error as NSError).localizedDescription)")
             }
         }
+        var givenDepth: GivenDepth?
+        if let depthIn {
+            func read(_ path: String) throws -> [UInt8] {
+                do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+                    throw PipelineError.invalidOptions("cannot read \(path): \((error as NSError).localizedDescription)")
+                }
+            }
+            givenDepth = try GivenDepth(frontPFM: try read(depthIn), backPFM: try backDepth.map(read),
+                                        names: (depthIn, backDepth ?? ""))
+        }
         let base = outputBase(stem: url.deletingPathExtension().lastPathComponent)
         // Side outputs in a folder are named after the model: <model name>_depth.pfm, …
         let stem = base.lastPathComponent
-        let result = try engine.run(imageBytes: bytes, output: base, options: options, mask: maskImage)
+        let result = try engine.run(imageBytes: bytes, output: base, options: options, mask: maskImage, depth: givenDepth)
         var extra: [String] = []
         if let depthOut {
             let target = sidecar(depthOut, stem: stem, suffix: "_depth.pfm")

@@ -81,6 +81,40 @@ struct ModelParityTests {
         #expect(try DepthModel.mrdepth(flipped).predict(x, workspace: Workspace()).toArray() == y)
     }
 
+    @Test("Scene head: room logits and flip-averaged maps match PyTorch; no head, no probability")
+    func sceneHead() throws {
+        let model = try DepthModel.load(directory: Fixtures.url("mrdepth-scene"))
+        guard case .mrdepth(let net) = model else { Issue.record("detected \(model)"); return }
+        #expect(net.config.sceneHead?.classes == ["object", "room"] && net.config.flipAverage == true)
+        let x = try Fixtures.file("mrdepth/input.safetensors").tensor("input")
+        let outputs = try Fixtures.file("mrdepth-scene/output.safetensors")
+        let logit = try outputs.values("room_logit")[0], flipLogit = try outputs.values("room_logit_flip")[0]
+        let plain = try net.forwardWithScene(x, workspace: Workspace())
+        let plainLogit = try #require(plain.roomLogits?.first)
+        #expect(abs(plainLogit - logit) <= 1e-4 * max(1, abs(logit)), "logit \(plainLogit) vs \(logit)")
+        let (maps, probabilities) = try model.predictWithScene(x, workspace: Workspace())
+        let probability = try #require(probabilities?.first)
+        let expected = 1 / (1 + exp(-flipLogit))
+        #expect(abs(probability - expected) <= 1e-5, "P(room) \(probability) vs \(expected)")
+        #expect(abs(logit - flipLogit) > 1e-2)    // the mirror pass changes it
+        expectClose(maps, try outputs.values("output"), shape: outputs.shape("output"), "flip-averaged maps")
+        // The same maps as without the head; weights without it give no probability.
+        let headless = try DepthModel.load(directory: Fixtures.url("mrdepth"))
+        #expect(try headless.predictWithScene(x, workspace: Workspace()).roomProbabilities == nil)
+    }
+
+    @Test("A config asking for the scene head without its tensors is a weights mismatch")
+    func sceneHeadMissing() throws {
+        var config = try JSONDecoder().decode(MRDepthConfig.self, from: Data(contentsOf: Fixtures.url("mrdepth/mrdepth.json")))
+        config.sceneHead = .init()
+        #expect {
+            _ = try MRDepthUNet(config: config, weights: try Fixtures.file("mrdepth/mrdepth.safetensors"))
+        } throws: { error in
+            guard case DepthNetError.weightsMismatch(_, let problems) = error else { return false }
+            return problems.contains { $0.name == "scene.weight" }
+        }
+    }
+
     @Test("Depth Anything V2 (tiny config) matches transformers (f32 and bf16 weights)", arguments: ["dav2", "dav2-bf16"])
     func depthAnything(_ folder: String) throws {
         let (model, y, expected, shape) = try run(folder, output: "predicted_depth")

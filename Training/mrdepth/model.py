@@ -8,6 +8,11 @@ Output: (N, 3, H, W) = cat(front, back, mask) where
   front = exp(o0)                       depth relative to the median front depth of the foreground object
   back  = front * (1 + softplus(o1))    depth where the ray leaves the first object it hit
   mask  = sigmoid(o2)                   foreground-object probability
+
+Optional scene head (`scene_head=True`; `scene_head` in mrdepth.json): one logit per image,
+  room = sigmoid(scene.weight . mean_{h,w}(enc4 output) + scene.bias)   P(the photo is a room view)
+read by the engine's `--mode auto` (a room is meshed as a relief). With flip averaging the engine averages
+the pooled features of the two passes, i.e. the logits (the head is linear).
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
 class MRDepthUNet(nn.Module):
     """Compact U-Net predicting front depth, back depth and foreground mask."""
 
-    def __init__(self, widths=DEFAULT_WIDTHS):
+    def __init__(self, widths=DEFAULT_WIDTHS, scene_head: bool = False):
         super().__init__()
         w = list(widths)
         assert len(w) == 5
@@ -78,19 +83,33 @@ class MRDepthUNet(nn.Module):
         self.dec2 = ConvPair(w[2] + w[1], w[1])
         self.dec1 = ConvPair(w[1] + w[0], w[0])
         self.head = Head(w[0])
+        self.scene = nn.Linear(w[4], 1) if scene_head else None
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head output o (N,3,H,W) for a normalised input."""
+        return self.raw_and_pooled(x)[0]
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, w4) spatial mean of the encoder's last stage: what the scene head reads."""
+        return self.enc4(self.enc3(self.enc2(self.enc1(self.stem(x))))).mean((2, 3))
+
+    def scene_logit(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N,) room logit from `pooled` features (requires scene_head)."""
+        return self.scene(pooled)[:, 0]
+
+    def raw_and_pooled(self, x: torch.Tensor):
+        """(raw head output o, pooled enc4 features) for a normalised input."""
         s0 = self.stem(x)
         s1 = self.enc1(s0)
         s2 = self.enc2(s1)
         s3 = self.enc3(s2)
         s4 = self.enc4(s3)
+        pooled = s4.mean((2, 3))
         y = self.dec4(torch.cat([_up2(s4), s3], 1))
         y = self.dec3(torch.cat([_up2(y), s2], 1))
         y = self.dec2(torch.cat([_up2(y), s1], 1))
         y = self.dec1(torch.cat([_up2(y), s0], 1))
-        return self.head(_up2(y))
+        return self.head(_up2(y)), pooled
 
     @staticmethod
     def postprocess(o: torch.Tensor) -> torch.Tensor:

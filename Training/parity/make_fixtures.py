@@ -11,6 +11,8 @@ Outputs (all small, float32):
                              resize, pooling, norms, attention, activations)
   mrdepth/                   mrdepth.json + mrdepth.safetensors (f32), input.safetensors, output.safetensors
   mrdepth-f16/               the same weights stored as f16, with the f16 model's reference output
+  mrdepth-scene/             the mrdepth model + a scene head, flip-averaged (mrdepth.json has scene_head and
+                             flip_average): its flip-averaged maps and room logits (plain and flip-averaged)
   dav2/                      a tiny Depth Anything V2 (config.json + model.safetensors with the published
                              tensor names), input.safetensors, output.safetensors
   dav2-bf16/                 the same tiny model stored as bf16, with its reference output
@@ -211,6 +213,38 @@ def make_mrdepth() -> None:
     print("mrdepth:", sum(v.numel() for v in state.values()), "parameters")
 
 
+def make_mrdepth_scene() -> None:
+    """The mrdepth fixture's weights plus a scene head (`scene.weight`, `scene.bias`), run flip-averaged."""
+    from mrdepth.model import MRDepthUNet
+
+    src = FIXTURES / "mrdepth"
+    from safetensors.torch import load_file
+    state = load_file(str(src / "mrdepth.safetensors"))
+    config = json.loads((src / "mrdepth.json").read_text())
+    torch.manual_seed(8)
+    model = MRDepthUNet(MRDEPTH_WIDTHS, scene_head=True)
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        model.scene.weight.normal_(0, 1.0)
+        model.scene.bias.fill_(-0.3)
+    model.eval()
+    x = load_file(str(src / "input.safetensors"))["input"]
+    with torch.no_grad():
+        y1, p1 = model.raw_and_pooled(x)
+        y2, p2 = model.raw_and_pooled(x.flip(3))
+        maps = 0.5 * (model.postprocess(y1) + model.postprocess(y2).flip(3))
+        logit = model.scene_logit(p1)
+        logit_flip = 0.5 * (logit + model.scene_logit(p2))
+    config = dict(config, flip_average=True, scene_head={"features": "mean of enc4", "classes": ["object", "room"]})
+    d = FIXTURES / "mrdepth-scene"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "mrdepth.json").write_text(json.dumps(config, indent=2) + "\n")
+    stored = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_tensors(d / "mrdepth.safetensors", stored)
+    save_tensors(d / "output.safetensors", {"output": c(maps), "room_logit": c(logit), "room_logit_flip": c(logit_flip)})
+    print(f"mrdepth-scene: room logit {logit.item():.4f}, flip-averaged {logit_flip.item():.4f}")
+
+
 # Published Depth-Anything-V2 checkpoints use the transformers 4 attention names.
 DAV2_RENAMES = (
     ("attention.q_proj.", "attention.attention.query."),
@@ -287,5 +321,7 @@ if __name__ == "__main__":
         make_layers()
     if "mrdepth" in which:
         make_mrdepth()
+    if "mrdepth" in which or "mrdepth-scene" in which:
+        make_mrdepth_scene()
     if "dav2" in which:
         make_dav2()

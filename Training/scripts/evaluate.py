@@ -28,7 +28,7 @@ def load_model(weights, config=None):
     config = config or os.path.join(os.path.dirname(weights), "mrdepth.json")
     with open(config) as f:
         cfg = json.load(f)
-    model = MRDepthUNet(cfg["widths"])
+    model = MRDepthUNet(cfg["widths"], scene_head="scene_head" in cfg)
     sd = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
