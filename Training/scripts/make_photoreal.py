@@ -105,10 +105,53 @@ def render_shard(path, scenes, a, log):
     return time.time() - t0, skipped
 
 
+def current_back_rule():
+    with open(SCRIPT) as f:
+        for line in f:
+            if line.startswith("BACK_RULE = "):
+                return int(line.split("=")[1])
+    raise RuntimeError("no BACK_RULE in " + SCRIPT)
+
+
+def shard_back_rule(path):
+    """The shard's back rule (1 when it has no back_rule field), read without loading the arrays."""
+    import numpy as np
+    with zipfile.ZipFile(path) as z:
+        if "back_rule.npy" not in z.namelist():
+            return 1
+    return int(np.load(path)["back_rule"].min())
+
+
+def relabel_all(a, log, batch=4):
+    rule = current_back_rule()
+    shards = sorted(f for f in glob.glob(os.path.join(a.out, f"{a.split}_*.npz")) if ".tmp" not in f and ".scene" not in f)
+    todo = [f for f in shards if shard_back_rule(f) < rule]
+    log(f"{len(shards) - len(todo)} of {len(shards)} shards have back rule {rule}; relabelling {len(todo)}")
+    t0 = time.time()
+
+    def run(paths):
+        if a.minutes > 0 and time.time() - t0 > 60 * a.minutes:
+            return
+        cmd = ["nice", "-n", str(a.nice), a.blender, "-b", "--factory-startup", "--python", SCRIPT, "--", "--relabel",
+               "--out", ",".join(paths), "--split", a.split, "--threads", "1", "--cache", a.cache]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            if line.startswith("[photoreal]"):
+                log(line[12:])
+        if r.returncode != 0:
+            log(f"relabelling {paths} failed (exit {r.returncode}): {(r.stdout + r.stderr)[-500:]}")
+
+    with ThreadPoolExecutor(a.workers) as ex:
+        list(ex.map(run, [todo[i:i + batch] for i in range(0, len(todo), batch)]))
+    left = sum(shard_back_rule(f) < rule for f in shards)
+    log(f"{a.out}: {len(shards) - left} of {len(shards)} shards have back rule {rule} ({time.time() - t0:.0f} s)")
+    return 1 if left else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", choices=["train", "val", "eval"], required=True)
-    ap.add_argument("--scenes", type=int, required=True, help="number of scenes (each seen from --views cameras)")
+    ap.add_argument("--scenes", type=int, help="number of scenes (each seen from --views cameras)")
     ap.add_argument("--start", type=int, default=0, help="first scene seed")
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--per-shard", type=int, default=4, help="scenes per shard")
@@ -120,9 +163,14 @@ def main():
     ap.add_argument("--minutes", type=float, default=0.0, help="stop starting shards after this wall-clock budget")
     ap.add_argument("--cache", default=A.default_cache())
     ap.add_argument("--blender", default=shutil.which("blender") or "blender")
+    ap.add_argument("--relabel", action="store_true",
+                    help="render nothing: recompute the back depth of the shards in --out made under an older back "
+                         "rule (blender_render.BACK_RULE), from their scenes and stored cameras")
     ap.add_argument("--install", action="store_true", help="apt-get install the Debian packages that are missing")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if a.scenes is None and not a.relabel:
+        ap.error("--scenes is required (except with --relabel)")
     if a.install:
         install_missing()
     if not shutil.which(a.blender):
@@ -132,6 +180,8 @@ def main():
     A.extract_catalogs(a.cache)
     A.prepare_photos(a.cache)
     log = lambda s: print(f"[{time.strftime('%H:%M:%S')}] {s}", flush=True)  # noqa: E731
+    if a.relabel:
+        return relabel_all(a, log)
     jobs = []
     for i in range(a.start, a.start + a.scenes, a.per_shard):
         scenes = list(range(i, min(i + a.per_shard, a.start + a.scenes)))
@@ -180,4 +230,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

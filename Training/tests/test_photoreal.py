@@ -122,6 +122,62 @@ class TestPhotoreal(unittest.TestCase):
             lo, hi = self.a["target_lo"][i], self.a["target_hi"][i]
             self.assertTrue(np.all(pw >= lo - 0.02) and np.all(pw <= hi + 0.02), f"view {i}")
 
+    def test_relabel_recomputes_the_back_from_the_stored_cameras(self):
+        # an old-rule shard (no back_rule, back = front) gets exactly the back a fresh render has
+        old = dict(self.a)
+        old.pop("back_rule")
+        old["back"] = old["front"].copy()
+        path = os.path.join(self.tmp, "old.npz")
+        np.savez(path, **old)
+        cmd = ["blender", "-b", "--factory-startup", "--python", SCRIPT, "--", "--out", path, "--split", "test",
+               "--relabel"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-2000:])
+        new = dict(np.load(path))
+        # the same back up to the float32 rounding of the stored camera matrix
+        np.testing.assert_allclose(new["back"], self.a["back"], rtol=0, atol=1e-4)
+        m = new["mask"]
+        self.assertTrue(np.all(new["back"][m] >= new["front"][m]))
+        np.testing.assert_array_equal(new["back"][~m], new["front"][~m])
+        np.testing.assert_array_equal(new["back_rule"], self.a["back_rule"])
+        for k in ("rgb", "front", "mask"):
+            np.testing.assert_array_equal(new[k], self.a[k], err_msg=k)
+
+    def test_back_goes_through_enclosed_hollows_not_through_open_air(self):
+        # a closed hollow box (1 m outer, 0.8 m inner walls: a cabinet, a bottle) is left at its far outer wall;
+        # two 0.1 m slabs 0.8 m apart with open air between (chair legs) are left at the first slab's back
+        code = (
+            "import sys, json, numpy as np; sys.path.insert(0, %r)\n"
+            "from photoreal import blender_render as B\n"
+            "from mathutils import Vector\n"
+            "from mathutils.bvhtree import BVHTree\n"
+            "def box(lo, hi, inward=False):\n"
+            "    (a, b, c), (d, e, f) = lo, hi\n"
+            "    V = [(a,b,c),(d,b,c),(d,e,c),(a,e,c),(a,b,f),(d,b,f),(d,e,f),(a,e,f)]\n"
+            "    T = [(0,2,1),(0,3,2),(4,5,6),(4,6,7),(0,1,5),(0,5,4),(2,3,7),(2,7,6),(1,2,6),(1,6,5),(0,4,7),(0,7,3)]\n"
+            "    return V, [t[::-1] for t in T] if inward else T\n"
+            "def target(parts):\n"
+            "    V, T = [], []\n"
+            "    for pv, pt in parts:\n"
+            "        T += [tuple(i + len(V) for i in t) for t in pt]; V += pv\n"
+            "    s = B.Scene.__new__(B.Scene)\n"
+            "    s.bvh_target = BVHTree.FromPolygons(V, T, all_triangles=True, epsilon=0.0)\n"
+            "    P = np.array(V); s.target_lo, s.target_hi = P.min(0), P.max(0)\n"
+            "    s.enclosed = s.enclosure_grid()\n"
+            "    d = Vector((0, 0, -1)); o = Vector((0.05, 0.05, 5))\n"
+            "    hit, _, _, dist = s.bvh_target.ray_cast(o, d, 100)\n"
+            "    return float(dist), float(s.leave_target(hit, d, dist, float(np.linalg.norm(s.target_hi - s.target_lo))))\n"
+            "hollow = target([box((-.5,-.5,-.5), (.5,.5,.5)), box((-.4,-.4,-.4), (.4,.4,.4), inward=True)])\n"
+            "slabs = target([box((-.5,-.5,.4), (.5,.5,.5)), box((-.5,-.5,-.5), (.5,.5,-.4))])\n"
+            "print('RESULT' + json.dumps(dict(hollow=hollow, slabs=slabs)))\n" % ROOT)
+        r = subprocess.run(["blender", "-b", "--factory-startup", "--python-expr", code], capture_output=True, text=True)
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT")]
+        self.assertTrue(line, r.stdout[-2000:] + r.stderr[-2000:])
+        res = json.loads(line[0][6:])
+        (f_h, t_h), (f_s, t_s) = res["hollow"], res["slabs"]
+        self.assertAlmostEqual(t_h - f_h, 1.0, delta=0.01)   # through the hollow to the far outer wall
+        self.assertAlmostEqual(t_s - f_s, 0.1, delta=0.01)   # the first slab only
+
     def test_metric_sizes_match_the_catalog(self):
         # a sample of models, and every model with a modelRotation: imported, rotated and fitted, their box
         # is the catalog size within 1 %, and the per-axis fit is near-uniform (axes and rotation agree with
