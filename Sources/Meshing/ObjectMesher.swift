@@ -84,7 +84,7 @@ public struct ObjectMesher: Sendable {
         guard !mesh.isEmpty else { throw .emptyMesh }
         mesh = mesh.taubinSmoothed(iterations: options.smoothingIterations)
         if options.featurePreservingIterations > 0 {
-            mesh = mesh.bilateralNormalSmoothed(normalIterations: options.featurePreservingIterations)
+            mesh = mesh.bilateralNormalSmoothed(normalIterations: options.featurePreservingIterations, threads: options.threads)
         }
         mesh.computeNormals()
         if let photo { mesh.colors = colors(mesh, filled, camera: camera, photo: photo, voxel: voxel) }

@@ -78,8 +78,10 @@ extension Mesh {
     /// than about `sigmaNormal` keep both sides apart, so flat faces come out flat and edges
     /// sharp. The spatial width is the mean edge length times `spatialScale`. Normals are
     /// dropped (recompute them afterwards).
+    ///
+    /// The normal passes run on `threads` threads (the result does not depend on how many).
     public func bilateralNormalSmoothed(normalIterations: Int = 5, vertexIterations: Int = 10,
-                                        sigmaNormal: Float = 0.6, spatialScale: Float = 1.5) -> Mesh {
+                                        sigmaNormal: Float = 0.6, spatialScale: Float = 1.5, threads: Int = 1) -> Mesh {
         guard normalIterations > 0, !triangles.isEmpty else { return self }
         let nf = triangles.count, nv = positions.count
         // Faces around each vertex (CSR).
@@ -89,7 +91,7 @@ extension Mesh {
         var vfaces = [Int32](repeating: 0, count: vstart[nv])
         var fill = vstart
         for (f, t) in triangles.enumerated() {
-            for v in [Int(t.x), Int(t.y), Int(t.z)] { vfaces[fill[v]] = Int32(f); fill[v] += 1 }
+            for c in 0..<3 { let v = Int(t[c]); vfaces[fill[v]] = Int32(f); fill[v] += 1 }
         }
         // Faces sharing a vertex with each face (itself included), each once.
         var fstart = [Int](repeating: 0, count: nf + 1)
@@ -97,7 +99,8 @@ extension Mesh {
         fneighbours.reserveCapacity(nf * 13)
         var mark = [Int32](repeating: -1, count: nf)
         for (f, t) in triangles.enumerated() {
-            for v in [Int(t.x), Int(t.y), Int(t.z)] {
+            for c in 0..<3 {
+                let v = Int(t[c])
                 for k in vstart[v]..<vstart[v + 1] where mark[Int(vfaces[k])] != Int32(f) {
                     mark[Int(vfaces[k])] = Int32(f)
                     fneighbours.append(vfaces[k])
@@ -123,18 +126,59 @@ extension Mesh {
         let sigmaSpatial = max(edgeSum / Float(3 * nf), 1e-9) * spatialScale
         let spatial = -1 / (2 * sigmaSpatial * sigmaSpatial), range = -1 / (2 * sigmaNormal * sigmaNormal)
         var (normals, centres, areas) = faceGeometry(p)
+        // The positions do not move while the normals are filtered: the spatial weight of every
+        // pair (area × Gaussian of the centres' distance) is computed once.
+        let workers = max(1, min(threads, nf / 4096))
+        var weights = [Float](repeating: 0, count: fneighbours.count)
+        weights.withUnsafeMutableBufferPointer { w in
+            centres.withUnsafeBufferPointer { c in
+                areas.withUnsafeBufferPointer { a in
+                    fneighbours.withUnsafeBufferPointer { nb in
+                        fstart.withUnsafeBufferPointer { fs in
+                            let shared = UnsafeSendable(value: (w, c, a, nb, fs))
+                            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                let (w, c, a, nb, fs) = shared.value
+                                for f in (nf * worker / workers)..<(nf * (worker + 1) / workers) {
+                                    let ci = c[f]
+                                    for k in fs[f]..<fs[f + 1] {
+                                        let j = Int(nb[k])
+                                        let dc = ci - c[j]
+                                        w[k] = a[j] * exp(dot(dc, dc) * spatial)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         var filtered = normals
         for _ in 0..<normalIterations {
-            for f in 0..<nf {
-                var sum = SIMD3<Float>.zero
-                let ni = normals[f], ci = centres[f]
-                for k in fstart[f]..<fstart[f + 1] {
-                    let j = Int(fneighbours[k])
-                    let dc = ci - centres[j], dn = ni - normals[j]
-                    sum += areas[j] * exp(dot(dc, dc) * spatial + dot(dn, dn) * range) * normals[j]
+            normals.withUnsafeBufferPointer { n in
+                filtered.withUnsafeMutableBufferPointer { out in
+                    weights.withUnsafeBufferPointer { w in
+                        fneighbours.withUnsafeBufferPointer { nb in
+                            fstart.withUnsafeBufferPointer { fs in
+                                let shared = UnsafeSendable(value: (n, out, w, nb, fs))
+                                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                    let (n, out, w, nb, fs) = shared.value
+                                    let lo = nf * worker / workers, hi = nf * (worker + 1) / workers
+                                    for f in lo..<hi {
+                                        var sum = SIMD3<Float>.zero
+                                        let ni = n[f]
+                                        for k in fs[f]..<fs[f + 1] {
+                                            let nj = n[Int(nb[k])]
+                                            let dn = ni - nj
+                                            sum += w[k] * exp(dot(dn, dn) * range) * nj
+                                        }
+                                        let l = length(sum)
+                                        out[f] = l > 0 ? sum / l : ni
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
-                let l = length(sum)
-                filtered[f] = l > 0 ? sum / l : ni
             }
             swap(&normals, &filtered)
         }
@@ -143,15 +187,31 @@ extension Mesh {
             let geometry = faceGeometry(p)
             centres = geometry.centres
             var next = p
-            for v in 0..<nv {
-                let s = vstart[v], e = vstart[v + 1]
-                guard e > s else { continue }
-                var move = SIMD3<Float>.zero
-                for k in s..<e {
-                    let f = Int(vfaces[k])
-                    move += normals[f] * dot(normals[f], centres[f] - p[v])
+            next.withUnsafeMutableBufferPointer { out in
+                p.withUnsafeBufferPointer { p in
+                    normals.withUnsafeBufferPointer { n in
+                        centres.withUnsafeBufferPointer { c in
+                            vfaces.withUnsafeBufferPointer { vf in
+                                vstart.withUnsafeBufferPointer { vs in
+                                    let shared = UnsafeSendable(value: (out, p, n, c, vf, vs))
+                                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                                        let (out, p, n, c, vf, vs) = shared.value
+                                        for v in (nv * worker / workers)..<(nv * (worker + 1) / workers) {
+                                            let s = vs[v], e = vs[v + 1]
+                                            guard e > s else { continue }
+                                            var move = SIMD3<Float>.zero
+                                            for k in s..<e {
+                                                let f = Int(vf[k])
+                                                move += n[f] * dot(n[f], c[f] - p[v])
+                                            }
+                                            out[v] = p[v] + move / Float(e - s)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
-                next[v] = p[v] + move / Float(e - s)
             }
             p = next
         }

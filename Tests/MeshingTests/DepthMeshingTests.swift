@@ -325,6 +325,16 @@ struct SmoothingTests {
         let smoothedError = abs(Float(smoothed.volume) / box - 1), plainError = abs(Float(plain.volume) / box - 1)
         #expect(smoothedError < plainError + 0.01, "volume off by \(smoothedError), Taubin only \(plainError)")
     }
+
+    @Test("Bilateral normal filtering gives the same mesh on 1, 2 and 3 threads")
+    func bilateralThreads() async throws {
+        let (mesh, _) = try await offCooperativePool { try Self.rippledBox(featurePreserving: 0) }
+        let one = mesh.bilateralNormalSmoothed(normalIterations: 3, threads: 1)
+        #expect(one.positions != mesh.positions)
+        for threads in [2, 3] {
+            #expect(mesh.bilateralNormalSmoothed(normalIterations: 3, threads: threads).positions == one.positions)
+        }
+    }
 }
 
 @Suite("Mirror symmetry")
