@@ -40,6 +40,9 @@ For every view with a target (`target_id != ""`) of the shards (`Training/photor
   single-sided sheet, such as a table top drawn as one surface; about 2r/3 for an open tube of radius r).
   Parts that interpenetrate or nest (a cover around a mattress) count as thin where the next surface is
   near: the rule is geometric, not semantic.
+* **Oracle maps (`--oracle MESH`):** the same binary given the view's ground-truth front depth, back depth
+  (the target's; the front elsewhere) and target mask (`--depth`, `--back-depth`, `--mask`) instead of the
+  network's: the mesher's ceiling, so the table separates what the maps cost from what the mesher costs.
 * **Baseline (no network, no GT):** the box of height 1 whose width is the mask's bounding-box width/height
   ratio (in pixels) and whose depth equals its width, standing on y = 0, centred; scored like a prediction
   (ICP with scale included).
@@ -528,11 +531,11 @@ def failure(**kw):
     return d
 
 
-def run_mesh(binary, png, fov, out_obj, threads=1, timeout=600, weights=None):
+def run_mesh(binary, png, fov, out_obj, threads=1, timeout=600, weights=None, extra=()):
     env = dict(os.environ)
     env.setdefault("MYROOM_WEIGHTS", weights or os.path.join(ROOT, "Weights"))
     cmd = [binary, png, "--mode", "object", "--fov", f"{fov:.4f}", "-o", out_obj, "--json",
-           "--threads", str(threads)]
+           "--threads", str(threads), *extra]
     t0 = time.time()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -550,8 +553,24 @@ def run_mesh(binary, png, fov, out_obj, threads=1, timeout=600, weights=None):
                 error=error if r.returncode != 0 else None)
 
 
-def evaluate_prediction(binary, rec, gt, png, obj, args):
-    r = run_mesh(binary, png, float(rec["fov"]), obj, args.threads, args.timeout)
+def write_oracle_maps(rec, stem):
+    """The view's ground-truth maps as `mesh --depth/--back-depth/--mask` files; returns those arguments."""
+    from PIL import Image
+    front = np.asarray(rec["front"], np.float32)
+    mask = np.asarray(rec["mask"], bool)
+    back = np.where(mask, np.maximum(np.asarray(rec["back"], np.float32), front), front)
+    paths = [stem + "_front.pfm", stem + "_back.pfm", stem + "_mask.png"]
+    for path, values in zip(paths[:2], (front, back)):
+        h, w = values.shape
+        with open(path, "wb") as f:   # PFM: bottom row first, little-endian (negative scale)
+            f.write(f"Pf\n{w} {h}\n-1.0\n".encode())
+            f.write(np.ascontiguousarray(values[::-1]).astype("<f4").tobytes())
+    Image.fromarray((mask * 255).astype(np.uint8)).save(paths[2])
+    return ["--depth", paths[0], "--back-depth", paths[1], "--mask", paths[2]]
+
+
+def evaluate_prediction(binary, rec, gt, png, obj, args, extra=()):
+    r = run_mesh(binary, png, float(rec["fov"]), obj, args.threads, args.timeout, extra=extra)
     base = dict(rc=r["rc"], seconds=round(r["seconds"], 3))
     if r["rc"] != 0 or not os.path.exists(obj):
         return failure(error=r.get("error") or f"exit {r['rc']}", **base)
@@ -664,13 +683,16 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="--threads of the mesh binary")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per mesh run")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--oracle", metavar="MESH",
+                    help="also run this binary on the view's ground-truth maps (--depth, --back-depth, --mask): "
+                         "what the mesher makes of perfect maps, its ceiling (label 'oracle maps')")
     ap.add_argument("--cache", default=A.default_cache(), help="extracted catalog cache")
     ap.add_argument("--json", help="write per-view results here")
     ap.add_argument("--keep", help="keep the PNGs and OBJs in this folder")
     args = ap.parse_args(argv)
     meshes = [(os.path.abspath(p), lab or os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(p)))) or p)
               for p, lab in (args.meshes or [])]
-    for p, _ in meshes:
+    for p, _ in meshes + ([(os.path.abspath(args.oracle), "")] if args.oracle else []):
         if not os.access(p, os.X_OK):
             ap.error(f"{p} is not an executable")
     cat = Catalog(args.cache, args.points)
@@ -706,6 +728,12 @@ def main(argv=None):
             res = evaluate_prediction(binary, rec, gt, png, os.path.join(work, f"{name}_{label}.obj"), args)
             res["has_thin"] = v["gt_n_thin"] > 0
             v["results"][label] = res
+        if args.oracle:
+            extra = write_oracle_maps(rec, os.path.join(work, name))
+            res = evaluate_prediction(os.path.abspath(args.oracle), rec, gt, png,
+                                      os.path.join(work, f"{name}_oracle.obj"), args, extra)
+            res["has_thin"] = v["gt_n_thin"] > 0
+            v["results"]["oracle maps"] = res
         if not args.no_baseline:
             Vb, Fb = baseline_mesh(np.asarray(rec["mask"], bool))
             res = score(Vb, Fb, gt, args.points, seed=1)
@@ -717,7 +745,7 @@ def main(argv=None):
                        for k, r in v["results"].items())
         print(f"[{len(views)}] {name} {v['target_id']} fill {v['fill']:.2f} place_err {gt['place_err']:.1e} m "
               f"thin {v['gt_n_thin']} | {msg} | {v['seconds']:.1f}s", flush=True)
-    labels = [lab for _, lab in meshes] + ([] if args.no_baseline else ["baseline"])
+    labels = [lab for _, lab in meshes] + (["oracle maps"] if args.oracle else []) + ([] if args.no_baseline else ["baseline"])
     summaries = [summarise([v["results"][lab] for v in views], lab) for lab in labels] if views else []
     elapsed = time.time() - t_start
     print()

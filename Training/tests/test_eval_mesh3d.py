@@ -36,6 +36,28 @@ def rot(axis, deg):
     return R
 
 
+class OracleMapTests(unittest.TestCase):
+    def test_oracle_maps_are_pfm_and_png_the_engine_reads(self):
+        rng = np.random.default_rng(0)
+        front = rng.uniform(1, 3, (6, 8)).astype(np.float32)
+        mask = np.zeros((6, 8), bool)
+        mask[2:5, 3:7] = True
+        back = front + np.where(mask, 0.5, 0).astype(np.float32)
+        back[2, 3] = front[2, 3] - 0.1   # a back nearer than the front is raised to it
+        with tempfile.TemporaryDirectory() as tmp:
+            args = E.write_oracle_maps(dict(front=front, back=back, mask=mask), os.path.join(tmp, "v"))
+            self.assertEqual(args[0::2], ["--depth", "--back-depth", "--mask"])
+            for path, want in ((args[1], front), (args[3], np.where(mask, np.maximum(back, front), front))):
+                with open(path, "rb") as f:
+                    self.assertEqual(f.readline(), b"Pf\n")
+                    self.assertEqual(f.readline(), b"8 6\n")
+                    self.assertLess(float(f.readline()), 0)   # little-endian
+                    got = np.frombuffer(f.read(), "<f4").reshape(6, 8)[::-1]   # bottom row first
+                np.testing.assert_array_equal(got, want)
+            from PIL import Image
+            np.testing.assert_array_equal(np.asarray(Image.open(args[5])) > 127, mask)
+
+
 class MetricTests(unittest.TestCase):
     def test_cube_against_itself(self):
         V, F = unit_cube()
