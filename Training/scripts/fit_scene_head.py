@@ -71,14 +71,15 @@ def mask_rule(mask):
     return (~((frac >= 0.02) & (frac <= 0.85) & ~borders)).float()
 
 
-def load_set(model, folders, cache_dir=None):
-    """Features and room labels of every view in `folders`, square and landscape (cached per shard)."""
+def load_set(model, folders, cache_dir=None, weights_key=""):
+    """Features and room labels of every view in `folders`, square and landscape (cached per shard and
+    weights file)."""
     feats, labels, names = [], [], []
     for folder in folders:
         for f in shard_files(folder):
             cache = None
             if cache_dir:
-                key = os.path.abspath(f).replace("/", "_")
+                key = weights_key + os.path.abspath(f).replace("/", "_")
                 cache = os.path.join(cache_dir, key + ".feat.npz")
             if cache and os.path.exists(cache) and os.path.getmtime(cache) >= os.path.getmtime(f):
                 z = np.load(cache)
@@ -167,8 +168,12 @@ def main():
     torch.set_num_threads(a.threads)
     os.makedirs(a.cache, exist_ok=True)
     model, cfg = load_model(a.weights)
-    xtr, ytr = load_set(model, a.train, a.cache)
-    xva, yva = load_set(model, a.val, a.cache)
+    import hashlib
+    # features depend on the weights (the scene head's own tensors aside)
+    sd = {k: v for k, v in load_file(a.weights).items() if not k.startswith("scene.")}
+    weights_key = hashlib.sha1(b"".join(sd[k].float().numpy().tobytes() for k in sorted(sd))).hexdigest()[:12] + "_"
+    xtr, ytr = load_set(model, a.train, a.cache, weights_key)
+    xva, yva = load_set(model, a.val, a.cache, weights_key)
     print(f"train {len(ytr)} feature rows ({int(ytr.sum())} rooms), val {len(yva)} ({int(yva.sum())} rooms)")
     best = None
     for l2 in a.l2:
@@ -189,7 +194,7 @@ def main():
     print("| set | views | rooms | method | accuracy | balanced accuracy | room recall | object recall |")
     print("|---|---|---|---|---|---|---|---|")
     for folder in a.val + a.eval:
-        x, y = load_set(model, [folder], a.cache)
+        x, y = load_set(model, [folder], a.cache, weights_key)
         head = (x[:, :-1] @ w + b) > 0
         rows = {"scene head": scores(head, y), "engine (head, then mask rule)": scores(head | (x[:, -1] > 0.5), y),
                 "mask rule (no head)": scores(x[:, -1] > 0.5, y), "always object": scores(np.zeros_like(y), y)}

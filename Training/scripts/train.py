@@ -13,6 +13,7 @@ Loss (per image, then averaged):
 """
 import argparse
 import glob
+import zipfile
 import math
 import os
 import sys
@@ -230,6 +231,9 @@ def main():
     ap.add_argument("--metric", action="store_true",
                     help="learn canonical-camera metric depth on data sets with metric labels (the photoreal renders, "
                          "recognised by their target_size field); others stay median-normalised")
+    ap.add_argument("--back-rule", type=int, default=0,
+                    help="use only photoreal shards labelled under this back rule or a later one (a shard relabelled "
+                         "in the background joins when it is rewritten)")
     ap.add_argument("--metric-weight", type=float, default=1.0, help="weight of the metric (mean log error) term")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -237,11 +241,34 @@ def main():
     widths = [int(v) for v in a.widths.split(",")]
     val = load_shards(a.val) if a.val else None
 
+    def usable(folder):
+        """The folder's shards, without those labelled under an older back rule than --back-rule (photoreal
+        shards carry `back_rule`; primitive shards, which have none, are exact and always used)."""
+        files = sorted(f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f and ".scene" not in f)
+        if not a.back_rule:
+            return files
+        keep = []
+        for f in files:
+            with zipfile.ZipFile(f) as z:
+                names = z.namelist()
+            if "back_rule.npy" in names:
+                if int(np.load(f)["back_rule"].min()) >= a.back_rule:
+                    keep.append(f)
+            elif "target_id.npy" not in names:   # not a photoreal shard
+                keep.append(f)
+        return keep
+
     def shard_count(folder):
-        return len([f for f in glob.glob(os.path.join(folder, "*.npz")) if ".tmp" not in f and ".scene" not in f])
+        return len(usable(folder))
 
     def load(folder):
-        d = load_shards(folder)
+        files = usable(folder)
+        if not files:
+            sys.exit(f"{folder}: no usable shards (--back-rule {a.back_rule})")
+        parts = [dict(np.load(f)) for f in files]
+        d = {k: np.concatenate([p[k] for p in parts]) for k in ("rgb", "front", "back", "mask", "fov")}
+        if all("target_size" in p for p in parts):
+            d["target_size"] = True
         size = d["rgb"].shape[1]
         if size < a.input and a.views == "native":
             sys.exit(f"{folder} is rendered at {size}, smaller than --input {a.input} (native windows need larger renders)")
@@ -288,7 +315,8 @@ def main():
         # Exported weights (e.g. the committed Weights/mrdepth.safetensors, fp16): a next stage can
         # start from them on a fresh clone, without the git-ignored checkpoint.
         from safetensors.torch import load_file
-        sd = {k: v.float() for k, v in load_file(a.init).items()}
+        # (the scene head, fitted afterwards on frozen features by fit_scene_head.py, is not trained here)
+        sd = {k: v.float() for k, v in load_file(a.init).items() if not k.startswith("scene.")}
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
