@@ -60,7 +60,11 @@ public struct GivenDepth: Sendable, Equatable {
         }
         let front = FloatMap.resample(self.front, width: width, height: height, to: maps.width, maps.height)
         if let back {
-            maps.back = zip(FloatMap.resample(back, width: width, height: height, to: maps.width, maps.height), front).map { max($0, $1) }
+            // The thickness is resampled, not the back: off the object it is 0, so a part a pixel or two
+            // wide blends with nothing, where its back would blend with the far background's depth.
+            let thickness = FloatMap.resample(zip(back, self.front).map { $0 - $1 }, width: width, height: height,
+                                              to: maps.width, maps.height)
+            maps.back = zip(front, thickness).map { $0 + max($1, 0) }
         } else {
             // The network's thickness ratio on the given front.
             maps.back = (0..<front.count).map { i in front[i] * maps.back[i] / max(maps.front[i], 1e-6) }

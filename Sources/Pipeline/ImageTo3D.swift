@@ -276,8 +276,11 @@ public final class ImageTo3D: Sendable {
     /// `rim` pixels) is filled from the interior ring by ring, each pixel the mean of its
     /// 8 neighbours already filled: a smooth continuation, not the steps a nearest-pixel copy
     /// leaves. A network's depth blurs into the background over the last pixels of an object:
-    /// kept, that steep skirt becomes fins along the silhouette. The maps are unchanged when the
-    /// mask is empty.
+    /// kept, that steep skirt becomes fins along the silhouette. The mask's own pixels outside
+    /// the interior (its rim and its thin parts: legs, stems, poles, which vanish in the erosion)
+    /// are then relaxed to a membrane over the mask, held by the interior: a pole between a ball
+    /// and a base ramps from one to the other, where the ring fill would meet in a step halfway
+    /// and the mesher would carve the pole in two. The maps are unchanged when the mask is empty.
     static func objectDepth(_ maps: DepthMaps, threshold: Float = 0.5, rim: Int = 2) -> ([Float], [Float]) {
         var front = maps.front, back = maps.back
         let w = maps.width, h = maps.height
@@ -285,17 +288,32 @@ public final class ImageTo3D: Sendable {
         var interior = MaskCleanup.erode(inside, w, h, rim)
         if !interior.contains(true) { interior = inside }
         guard interior.contains(true) else { return (front, back) }
-        // Ring number of each pixel (0 = interior), by breadth-first search over 8-neighbours.
-        var ring = interior.map { $0 ? 0 : Int32.max }
+        let rings = ringFill(&front, &back, width: w, height: h, sources: interior)
+        let free = (0..<(w * h)).filter { inside[$0] && !interior[$0] }
+        let farthest = free.reduce(Int32(0)) { max($0, rings[$1] == Int32.max ? 0 : rings[$1]) }
+        guard !free.isEmpty, farthest > 1 else { return (front, back) }
+        relaxOnMask(&front, &back, width: w, height: h, free: free, inside: inside,
+                    iterations: min(4 * Int(farthest) + 8, 1_000))
+        _ = ringFill(&front, &back, width: w, height: h, sources: inside)
+        return (front, back)
+    }
+
+    private static let neighbours = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)]
+
+    /// Fills every pixel that is not a source, ring by ring outwards from the sources (breadth-first
+    /// over 8-neighbours), with the mean of its neighbours in earlier rings. Returns each pixel's ring
+    /// (0 for a source, `Int32.max` where no source reaches).
+    private static func ringFill(_ front: inout [Float], _ back: inout [Float], width w: Int, height h: Int,
+                                 sources: [Bool]) -> [Int32] {
+        var ring = sources.map { $0 ? Int32(0) : Int32.max }
         var frontier = ring.indices.filter { ring[$0] == 0 }
         var level: Int32 = 0
-        let steps = [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)]
         while !frontier.isEmpty {
             level += 1
             var next: [Int] = []
             for k in frontier {
                 let x = k % w, y = k / w
-                for (dx, dy) in steps {
+                for (dx, dy) in neighbours {
                     let u = x + dx, v = y + dy
                     guard u >= 0, v >= 0, u < w, v < h, ring[v * w + u] == Int32.max else { continue }
                     ring[v * w + u] = level
@@ -305,7 +323,7 @@ public final class ImageTo3D: Sendable {
             for k in next {
                 let x = k % w, y = k / w
                 var f: Float = 0, b: Float = 0, n: Float = 0
-                for (dx, dy) in steps {
+                for (dx, dy) in neighbours {
                     let u = x + dx, v = y + dy
                     guard u >= 0, v >= 0, u < w, v < h, ring[v * w + u] < level else { continue }
                     f += front[v * w + u]; b += back[v * w + u]; n += 1
@@ -314,7 +332,32 @@ public final class ImageTo3D: Sendable {
             }
             frontier = next
         }
-        return (front, back)
+        return ring
+    }
+
+    /// Successive over-relaxation of the `free` pixels towards the mean of their 8 neighbours inside
+    /// the mask (the others are held; the mask's edge is a free boundary): a discrete membrane.
+    private static func relaxOnMask(_ front: inout [Float], _ back: inout [Float], width w: Int, height h: Int,
+                                    free: [Int], inside: [Bool], iterations: Int) {
+        let omega: Float = 1.8
+        let tolerance = 1e-5 * max(free.reduce(Float(0)) { max($0, abs(front[$1]), abs(back[$1])) }, 1e-6)
+        for _ in 0..<iterations {
+            var change: Float = 0
+            for k in free {
+                let x = k % w, y = k / w
+                var f: Float = 0, b: Float = 0, n: Float = 0
+                for (dx, dy) in neighbours {
+                    let u = x + dx, v = y + dy
+                    guard u >= 0, v >= 0, u < w, v < h, inside[v * w + u] else { continue }
+                    f += front[v * w + u]; b += back[v * w + u]; n += 1
+                }
+                guard n > 0 else { continue }
+                let df = omega * (f / n - front[k]), db = omega * (b / n - back[k])
+                front[k] += df; back[k] += db
+                change = max(change, abs(df), abs(db))
+            }
+            if change < tolerance { break }
+        }
     }
 
     static func validate(_ options: PipelineOptions) throws(PipelineError) {
