@@ -2,6 +2,7 @@ import AMQP
 import Fetch
 import Foundation
 import Logging
+import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +35,7 @@ public final class WorkerService: @unchecked Sendable {
     private var shutdownRequested = false
     private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
     private var readyCount = 0
-    private var health: HealthServer?
+    private var boundHTTPPort: UInt16?
 
     /// - Parameters:
     ///   - generator: the engine (the `Pipeline`; `BoxModelGenerator` for plumbing checks).
@@ -88,7 +89,7 @@ public final class WorkerService: @unchecked Sendable {
     /// The port the HTTP endpoints listen on, once `run()` has started them.
     public var httpPort: UInt16? {
         state.lock(); defer { state.unlock() }
-        return health?.port
+        return boundHTTPPort
     }
 
     /// Asks `run()` to drain and return. Safe from any thread; later calls do nothing.
@@ -118,29 +119,29 @@ public final class WorkerService: @unchecked Sendable {
     /// Runs until `requestShutdown()`, then drains and returns.
     /// - Throws: when the uploads root cannot be created or the HTTP port cannot be bound.
     public func run() async throws {
+        // The worker's own async work (the consumer loop, the drain) runs on its own thread, as the
+        // HTTP endpoints do on theirs: a process whose cooperative pool is blocked still consumes.
+        let executor = DispatchTaskExecutor(label: "mesh-worker.service")
+        try await withTaskExecutorPreference(executor) {
+            try await runOnExecutor(executor)
+        }
+    }
+
+    private func runOnExecutor(_ executor: DispatchTaskExecutor) async throws {
         signal(SIGPIPE, SIG_IGN)
         let store = processor.store
         try store.prepare()
         for path in store.removeStaleTemporaries() {
             log.info("removed a partial file left by a crashed worker", [("path", path)])
         }
-        if let port = configuration.httpPort {
-            let server = try HealthServer(host: configuration.httpHost, port: port, probes: HealthServer.Probes(
-                ready: { [weak self] in self?.isReady ?? false },
-                metrics: { [weak self] in
-                    guard let self else { return "" }
-                    return self.metrics.render(connected: self.client.connectionID != nil, consuming: self.client.isReady)
-                }))
-            state.withLock { health = server }
-            log.info("HTTP endpoints listening", [("port", "\(server.port)")])
-        }
+        let http = try await startHTTPEndpoints()
         log.info("starting", [("queue", configuration.queues.workQueue), ("poolSize", "\(configuration.poolSize)"),
                               ("uploads", configuration.uploadsRoot.path), ("broker", "\(configuration.amqp)")])
         let pool = JobPool<AMQPDelivery>(threads: configuration.poolSize, name: "mesh-worker.job") { [self] delivery in
             handle(delivery)
         }
         client.start()
-        let consumer = Task { [client, self] in
+        let consumer = Task(executorPreference: executor) { [client, self] in
             for await delivery in client.messages {
                 if isDraining {
                     _ = await client.nack(delivery, requeue: true)
@@ -155,8 +156,51 @@ public final class WorkerService: @unchecked Sendable {
         await drain(pool: pool)
         consumer.cancel()
         pool.stop()
-        health?.close()
+        if let http {
+            await http.group.triggerGracefulShutdown()
+            try? await http.task.value
+        }
         log.info("stopped")
+    }
+
+    /// Starts `/healthz`, `/readyz` and `/metrics` (when a port is configured) and returns once they
+    /// accept connections, or throws `HTTPEndpoints.BindError` when they cannot listen.
+    private func startHTTPEndpoints() async throws -> (group: ServiceGroup, task: Task<Void, any Error>)? {
+        guard let port = configuration.httpPort else { return nil }
+        var logger = Logger(label: "http") { [log] _ in WorkerLogHandler(log: log.with("component", "http")) }
+        logger.logLevel = .warning  // Hummingbird's per-connection notes are noise here
+        let (listening, announce) = AsyncStream.makeStream(of: Int.self)
+        let endpoints = HTTPEndpoints(
+            host: configuration.httpHost, port: Int(port), idleTimeout: .milliseconds(Int64(configuration.httpIdleTimeout * 1000)),
+            probes: HTTPEndpoints.Probes(
+                ready: { [weak self] in self?.isReady ?? false },
+                metrics: { [weak self] in
+                    guard let self else { return "" }
+                    return self.metrics.render(connected: self.client.connectionID != nil, consuming: self.client.isReady)
+                }),
+            logger: logger,
+            onListening: { port in
+                announce.yield(port)
+                announce.finish()
+            })
+        var groupConfiguration = ServiceGroupConfiguration(services: [endpoints], logger: logger)
+        // Requests in flight get a moment; a connection still open after it is cut.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        // On its own thread, not Swift's cooperative pool: code elsewhere in the process that blocks
+        // the pool's few threads (a test's polling loop, a library's blocking call) cannot stall a probe.
+        let task = Task(executorPreference: DispatchTaskExecutor(label: "mesh-worker.http")) {
+            defer { announce.finish() }
+            try await group.run()
+        }
+        var ports = listening.makeAsyncIterator()
+        guard let bound = await ports.next() else {
+            try await task.value  // the bind error
+            throw HTTPEndpoints.BindError(host: configuration.httpHost, port: Int(port), underlying: CancellationError())
+        }
+        state.withLock { boundHTTPPort = UInt16(bound) }
+        log.info("HTTP endpoints listening", [("host", configuration.httpHost), ("port", "\(bound)")])
+        return (group, task)
     }
 
     private var isDraining: Bool {

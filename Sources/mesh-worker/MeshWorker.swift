@@ -24,7 +24,8 @@ struct MeshWorker: AsyncParsableCommand {
         retry queues ({queue}.retry.{ms}ms), then dead-lettered.
 
         SIGTERM or SIGINT drains (no new jobs, running ones get the grace period, then are requeued) \
-        and exits 0. HTTP: /healthz, /readyz, /metrics (Prometheus text).
+        and exits 0. HTTP (Hummingbird): /healthz, /readyz (503 unless consuming), /metrics (Prometheus \
+        text), on IPv4 or IPv6 (--http-host ::, ::1, 127.0.0.1).
 
         Every option can also be set in the environment (named in its help); flags win.
         """)
