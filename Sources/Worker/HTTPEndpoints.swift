@@ -86,7 +86,12 @@ public struct HTTPEndpoints: Service, CustomStringConvertible {
             },
             logger: logger)
         do {
-            try await app.run()
+            // On its own thread, not Swift's cooperative pool: code elsewhere in the process that
+            // blocks the pool's few threads (a test's polling loop, a library's blocking call)
+            // cannot stall a probe.
+            try await withTaskExecutorPreference(DispatchTaskExecutor(label: "mesh-worker.http")) {
+                try await app.run()
+            }
         } catch where !listening.value {
             throw BindError(host: host, port: port, underlying: error)
         }

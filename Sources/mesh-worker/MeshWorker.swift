@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import UnixSignals
 import Worker
 
 extension PipelineOptions.Mode: ExpressibleByArgument {}
@@ -101,8 +102,6 @@ struct MeshWorker: AsyncParsableCommand {
             generator = PipelineModelGenerator(engine: engine, options: pipeline)
         }
         let service = WorkerService(configuration: configuration, generator: generator)
-        let signals = service.installSignalHandlers()
-        try await service.run()
-        withExtendedLifetime(signals) {}
+        try await service.run(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }

@@ -167,14 +167,32 @@ import Glibc
     }
 
     @Test(arguments: ["192.0.2.1", "not-a-host.invalid"])
-    func anAddressThatCannotBeBoundIsAClearError(host: String) async throws {
-        var config = WorkerConfiguration(uploadsRoot: temporaryDirectory("http-bind"), httpPort: 0, httpHost: host)
-        config.logLevel = .error
+    func anAddressThatCannotBeBoundIsAClearErrorAndTheQueueIsNeverTouched(host: String) async throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        var config = try harness.configuration(root: temporaryDirectory("http-bind"))
+        config.httpHost = host  // 192.0.2.1: TEST-NET-1, on no interface here
+        config.queues.workQueue = "\(harness.prefix).never-declared"
         let service = WorkerService(configuration: config, generator: BoxModelGenerator(), log: WorkerLog(minimumLevel: .error))
         let error = try await #require(throws: HTTPEndpoints.BindError.self) { try await service.run() }
         #expect(error.host == host)
         #expect("\(error)".contains("cannot listen for HTTP on \(host):0"), "\(error)")
         #expect(service.httpPort == nil)
+        // The AMQP client never started: the worker's work queue was never declared.
+        let connection = try AMQPConnection(configuration: try AMQPConfiguration(url: brokerURL))
+        defer {
+            // Should this fail, leave nothing behind on the shared broker.
+            if let cleanup = try? connection.openChannel() {
+                let names = [config.queues.workQueue]
+                    + config.retry.delays.indices.map { config.retry.retryQueueName(workQueue: config.queues.workQueue, delayIndex: $0) }
+                for name in names { _ = try? cleanup.deleteQueue(name) }
+            }
+            connection.close()
+        }
+        let channel = try connection.openChannel()
+        #expect(throws: AMQPError.self) {
+            _ = try channel.declareQueue(AMQPQueueSpec(name: config.queues.workQueue, passive: true))
+        }
     }
 
     @Test func aPortInUseIsAClearError() async throws {
