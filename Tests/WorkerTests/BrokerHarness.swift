@@ -210,12 +210,13 @@ final class InProcessWorker: @unchecked Sendable {
 /// worker's own HTTP code. `host` is an IPv4 or IPv6 address (`::1`). Status 0 when nothing
 /// answers (connection refused). No answer within `timeout` seconds throws: that bound is
 /// generous, a failure condition, never a measurement.
-func httpGet(host: String = "127.0.0.1", port: UInt16, path: String, timeout: Double = 30) throws -> (Int, String) {
+/// `head`: a HEAD request; the body is then empty.
+func httpGet(host: String = "127.0.0.1", port: UInt16, path: String, timeout: Double = 30, head: Bool = false) throws -> (Int, String) {
     let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     let output: String
     do {
-        output = try runCommand("/usr/bin/curl", ["-s", "-g", "--max-time", "\(timeout)", "-w", "\n%{http_code}",
-                                                  "http://\(authority)\(path)"])
+        output = try runCommand("/usr/bin/curl", ["-s", "-g", "--max-time", "\(timeout)", "-w", "\n%{http_code}"]
+                                    + (head ? ["--head", "-o", "/dev/null"] : []) + ["http://\(authority)\(path)"])
     } catch let failure as CommandFailed where failure.status == 7 {
         return (0, "")
     }

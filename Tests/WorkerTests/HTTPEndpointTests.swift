@@ -33,6 +33,8 @@ import Glibc
             let metrics = try httpGet(host: client, port: port, path: "/metrics")
             #expect(metrics.0 == 200 && metricValue(metrics.1, "mesh_worker_amqp_consuming") == 1, "\(client)")
             #expect(try httpGet(host: client, port: port, path: "/nothing-here").0 == 404)
+            #expect(try httpGet(host: client, port: port, path: "/healthz", head: true) == (200, ""))
+            #expect(try httpGet(host: client, port: port, path: "/readyz", head: true) == (200, ""))
         }
         for client in refused {
             #expect(try httpGet(host: client, port: port, path: "/healthz").0 == 0, "\(client) should not reach \(host)")
