@@ -77,8 +77,12 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
                                valueName: "port"))
     public var httpPort: Int?
 
-    @Option(help: ArgumentHelp("Address the HTTP endpoints bind (env WORKER_HTTP_HOST; default 0.0.0.0).", valueName: "ip"))
+    @Option(help: ArgumentHelp("Address the HTTP endpoints bind, IPv4 or IPv6: 0.0.0.0, 127.0.0.1, :: (IPv6, and IPv4 where the system maps it), ::1 (env WORKER_HTTP_HOST; default 0.0.0.0).", valueName: "ip"))
     public var httpHost: String?
+
+    @Option(help: ArgumentHelp("Seconds an HTTP connection may stay silent before it is closed (env WORKER_HTTP_IDLE_TIMEOUT; default 30).",
+                               valueName: "seconds"))
+    public var httpIdleTimeout: Double?
 
     @Option(help: ArgumentHelp("Seconds running jobs get to finish after SIGTERM/SIGINT before they are requeued (env WORKER_DRAIN_GRACE; default 30).",
                                valueName: "seconds"))
@@ -176,6 +180,10 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
             config.httpPort = port < 0 ? nil : UInt16(port)
         }
         if let host = httpHost ?? env("WORKER_HTTP_HOST") { config.httpHost = host }
+        if let seconds: Double = try number(httpIdleTimeout, "WORKER_HTTP_IDLE_TIMEOUT", "number of seconds") {
+            guard seconds > 0 else { throw ValidationError("the HTTP idle timeout must be positive") }
+            config.httpIdleTimeout = seconds
+        }
         if let seconds: Double = try number(drainGrace, "WORKER_DRAIN_GRACE", "number of seconds") {
             guard seconds >= 0 else { throw ValidationError("drain grace must be 0 or more seconds") }
             config.drainGrace = seconds

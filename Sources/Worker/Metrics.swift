@@ -1,118 +1,129 @@
 import Foundation
+internal import Metrics
+internal import class Prometheus.PrometheusCollectorRegistry
+internal import struct Prometheus.PrometheusMetricsFactory
 
-/// The worker's Prometheus metrics, rendered in the text exposition format at `/metrics`.
-/// Thread-safe: pool threads, the I/O thread and the HTTP thread all update it.
+/// The worker's metrics: swift-metrics handles backed by a swift-prometheus registry that this
+/// instance owns, rendered in the Prometheus text format at `/metrics`.
+///
+/// The registry is not the process-wide `MetricsSystem` bootstrap (which can happen once per
+/// process): every worker has its own, so several workers in one process (the tests) count
+/// apart. Thread-safe: pool threads, the I/O thread and the HTTP event loops all update it.
+///
+/// Series (names follow Prometheus' conventions: `_total`, `_seconds`, `_bytes`):
+/// - `mesh_worker_jobs_total{outcome}` — `succeeded`, `failed` (dead-lettered), `retried`, `requeued`
+/// - `mesh_worker_failures_total{code}` — dead-lettered or retried jobs by error code
+/// - `mesh_worker_retries_total`, `mesh_worker_jobs_in_flight`, `mesh_worker_download_bytes_total`
+/// - `mesh_worker_amqp_connected`, `mesh_worker_amqp_consuming`, `mesh_worker_amqp_reconnects_total`
+/// - `mesh_worker_queue_to_done_seconds` (histogram) — the job's timestamp to its acknowledgement
+/// - `mesh_worker_stage_duration_seconds{stage}` (histogram) — `download`, `save`, the engine's stages, `total`
 public final class WorkerMetrics: @unchecked Sendable {
+    /// The registry `/metrics` renders.
+    let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    /// Outcomes every scrape shows, from the first one on (a counter that appears only once it
+    /// is non-zero breaks `rate()` over its first increment).
+    public static let outcomes = ["succeeded", "failed", "retried", "requeued"]
+
+    /// Stage durations: a download or a save takes milliseconds, an engine stage a fraction of a
+    /// second to a minute.
+    public static let stageBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(20), .seconds(30), .seconds(60), .seconds(120),
+    ]
+    /// Timestamp to acknowledgement: a job's engine time plus its wait in the queue and in retry
+    /// queues (5 s, 30 s, 120 s by default).
+    public static let queueToDoneBuckets: [Duration] = [
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+        .seconds(300), .seconds(600), .seconds(1800),
+    ]
+
+    static let stageName = "mesh_worker_stage_duration_seconds"
+    static let queueToDoneName = "mesh_worker_queue_to_done_seconds"
+
+    private let jobs: [String: Counter]
+    private let retries: Counter
+    private let inFlight: Meter
+    private let downloadBytes: Counter
+    private let connected: Gauge
+    private let consuming: Gauge
+    private let reconnects: Counter
+    private let queueToDone: CoreMetrics.Timer
     private let lock = NSLock()
-    private var jobs: [String: Int] = [:]
-    private var failuresByCode: [String: Int] = [:]
-    private var retries = 0
-    private var inFlight = 0
-    private var downloadBytes = 0
-    private var reconnects = 0
-    private var queueToDone = Histogram(bounds: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800])
-    private var stages: [String: Histogram] = [:]
-    private static let stageBounds: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    private var failuresByCode: [String: Counter] = [:]
+    private var stages: [String: CoreMetrics.Timer] = [:]
 
-    public init() {}
-
-    struct Histogram {
-        let bounds: [Double]
-        var counts: [Int]
-        var sum = 0.0
-        var total = 0
-        init(bounds: [Double]) {
-            self.bounds = bounds
-            counts = Array(repeating: 0, count: bounds.count)
+    /// A worker's metrics in a fresh registry.
+    public init() {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets = [Self.stageName: Self.stageBuckets, Self.queueToDoneName: Self.queueToDoneBuckets]
+        self.registry = registry
+        self.factory = factory
+        var jobs: [String: Counter] = [:]
+        for outcome in Self.outcomes {
+            jobs[outcome] = Counter(label: "mesh_worker_jobs_total", dimensions: [("outcome", outcome)], factory: factory)
         }
-        mutating func observe(_ value: Double) {
-            for (i, bound) in bounds.enumerated() where value <= bound { counts[i] += 1 }
-            sum += value
-            total += 1
-        }
+        self.jobs = jobs
+        retries = Counter(label: "mesh_worker_retries_total", factory: factory)
+        inFlight = Meter(label: "mesh_worker_jobs_in_flight", factory: factory)
+        downloadBytes = Counter(label: "mesh_worker_download_bytes_total", factory: factory)
+        connected = Gauge(label: "mesh_worker_amqp_connected", factory: factory)
+        consuming = Gauge(label: "mesh_worker_amqp_consuming", factory: factory)
+        reconnects = Counter(label: "mesh_worker_amqp_reconnects_total", factory: factory)
+        queueToDone = CoreMetrics.Timer(label: Self.queueToDoneName, factory: factory)
+        inFlight.set(0)
+        connected.record(0)
+        consuming.record(0)
     }
 
-    /// Outcomes: `succeeded`, `failed` (dead-lettered), `retried`, `requeued` (shutdown or lost connection).
+    /// Counts a finished job. Outcomes: `succeeded`, `failed` (dead-lettered), `retried`,
+    /// `requeued` (shutdown or lost connection); `errorCode` for failed and retried jobs.
     public func recordOutcome(_ outcome: String, errorCode: String? = nil) {
-        lock.lock(); defer { lock.unlock() }
-        jobs[outcome, default: 0] += 1
-        if outcome == "retried" { retries += 1 }
-        if let errorCode { failuresByCode[errorCode, default: 0] += 1 }
+        precondition(jobs[outcome] != nil, "unknown outcome \(outcome)")
+        jobs[outcome]?.increment()
+        if outcome == "retried" { retries.increment() }
+        if let errorCode { failureCounter(errorCode).increment() }
     }
 
-    public func jobStarted() { lock.lock(); inFlight += 1; lock.unlock() }
-    public func jobEnded() { lock.lock(); inFlight -= 1; lock.unlock() }
-    public func addDownloadBytes(_ count: Int) { lock.lock(); downloadBytes += count; lock.unlock() }
-    public func recordReconnect() { lock.lock(); reconnects += 1; lock.unlock() }
+    public func jobStarted() { inFlight.increment() }
+    public func jobEnded() { inFlight.decrement() }
+    public func addDownloadBytes(_ count: Int) { downloadBytes.increment(by: count) }
+    public func recordReconnect() { reconnects.increment() }
 
-    /// Seconds from the job's timestamp to its acknowledgement.
+    /// Seconds from the job's timestamp to its acknowledgement (a clock ahead of ours counts as 0).
     public func observeQueueToDone(seconds: Double) {
-        lock.lock(); defer { lock.unlock() }
-        queueToDone.observe(max(0, seconds))
+        queueToDone.recordSeconds(max(0, seconds))
     }
 
     /// Seconds one stage took (`download`, `save`, the engine's stages, `total`).
     public func observeStage(_ stage: String, seconds: Double) {
+        stageTimer(stage).recordSeconds(max(0, seconds))
+    }
+
+    /// The text exposition format; `connected`/`consuming` are the AMQP client's state at the scrape.
+    public func render(connected isConnected: Bool, consuming isConsuming: Bool) -> String {
+        connected.record(isConnected ? 1 : 0)
+        consuming.record(isConsuming ? 1 : 0)
+        return registry.emitToString()
+    }
+
+    private func failureCounter(_ code: String) -> Counter {
         lock.lock(); defer { lock.unlock() }
-        stages[stage, default: Histogram(bounds: Self.stageBounds)].observe(seconds)
+        if let counter = failuresByCode[code] { return counter }
+        let counter = Counter(label: "mesh_worker_failures_total", dimensions: [("code", code)], factory: factory)
+        failuresByCode[code] = counter
+        return counter
     }
 
-    /// Jobs counted for an outcome so far.
-    public func count(outcome: String) -> Int {
+    private func stageTimer(_ stage: String) -> CoreMetrics.Timer {
         lock.lock(); defer { lock.unlock() }
-        return jobs[outcome, default: 0]
-    }
-
-    /// The text exposition format; `connected`/`consuming` come from the AMQP client.
-    public func render(connected: Bool, consuming: Bool) -> String {
-        lock.lock(); defer { lock.unlock() }
-        var out = ""
-        func header(_ name: String, _ type: String, _ help: String) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        }
-        header("mesh_worker_jobs_total", "counter", "Jobs finished, by outcome (succeeded, failed, retried, requeued).")
-        for outcome in ["succeeded", "failed", "retried", "requeued"] {
-            out += "mesh_worker_jobs_total{outcome=\"\(outcome)\"} \(jobs[outcome, default: 0])\n"
-        }
-        header("mesh_worker_failures_total", "counter", "Dead-lettered or retried jobs, by error code.")
-        for (code, count) in failuresByCode.sorted(by: { $0.key < $1.key }) {
-            out += "mesh_worker_failures_total{code=\"\(Self.escape(code))\"} \(count)\n"
-        }
-        let singles: [(String, String, String, Int)] = [
-            ("mesh_worker_retries_total", "counter", "Jobs sent to a retry queue.", retries),
-            ("mesh_worker_jobs_in_flight", "gauge", "Jobs being processed now.", inFlight),
-            ("mesh_worker_download_bytes_total", "counter", "Bytes of images downloaded.", downloadBytes),
-            ("mesh_worker_amqp_connected", "gauge", "1 while connected to the broker.", connected ? 1 : 0),
-            ("mesh_worker_amqp_consuming", "gauge", "1 while the consumer is active.", consuming ? 1 : 0),
-            ("mesh_worker_amqp_reconnects_total", "counter", "Connections re-established after a loss.", reconnects),
-        ]
-        for (name, type, help, value) in singles {
-            header(name, type, help)
-            out += "\(name) \(value)\n"
-        }
-        header("mesh_worker_queue_to_done_seconds", "histogram", "From the job's timestamp to its acknowledgement.")
-        Self.render(queueToDone, name: "mesh_worker_queue_to_done_seconds", labels: "", into: &out)
-        header("mesh_worker_stage_duration_seconds", "histogram", "Duration of each stage of a job.")
-        for (stage, histogram) in stages.sorted(by: { $0.key < $1.key }) {
-            Self.render(histogram, name: "mesh_worker_stage_duration_seconds", labels: "stage=\"\(Self.escape(stage))\"",
-                        into: &out)
-        }
-        return out
-    }
-
-    private static func render(_ histogram: Histogram, name: String, labels: String, into out: inout String) {
-        let prefix = labels.isEmpty ? "" : labels + ","
-        for (bound, count) in zip(histogram.bounds, histogram.counts) {
-            out += "\(name)_bucket{\(prefix)le=\"\(bound)\"} \(count)\n"
-        }
-        out += "\(name)_bucket{\(prefix)le=\"+Inf\"} \(histogram.total)\n"
-        let braces = labels.isEmpty ? "" : "{\(labels)}"
-        out += "\(name)_sum\(braces) \(histogram.sum)\n"
-        out += "\(name)_count\(braces) \(histogram.total)\n"
-    }
-
-    private static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
+        if let timer = stages[stage] { return timer }
+        let timer = CoreMetrics.Timer(label: Self.stageName, dimensions: [("stage", stage)], factory: factory)
+        stages[stage] = timer
+        return timer
     }
 }

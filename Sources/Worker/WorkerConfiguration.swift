@@ -49,7 +49,11 @@ public struct WorkerConfiguration: Sendable {
     public var retry: RetryPolicy
     /// Port of `/healthz`, `/readyz`, `/metrics`; nil: no HTTP server; 0: any free port.
     public var httpPort: UInt16?
+    /// Address the HTTP endpoints bind: IPv4 (`0.0.0.0`, `127.0.0.1`), IPv6 (`::` — also IPv4 where
+    /// the system maps it —, `::1`) or a host name.
     public var httpHost: String
+    /// Seconds an HTTP connection may stay silent (before or between requests) before it is closed.
+    public var httpIdleTimeout: Double = 30
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are requeued.
     public var drainGrace: Double
     public var logLevel: WorkerLog.Level

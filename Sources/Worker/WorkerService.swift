@@ -2,6 +2,8 @@ import AMQP
 import Fetch
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,9 +20,15 @@ import Glibc
 /// the connection was lost, redelivered by the broker), so nothing is dropped without a trace.
 ///
 /// One `AMQPClient` I/O thread owns the connection and keeps heartbeats serviced; pool threads hand
-/// their publishes and acks to it. `requestShutdown()` (SIGTERM/SIGINT via `installSignalHandlers`)
-/// drains: stop consuming, requeue jobs not started, give running ones `drainGrace` seconds, requeue
-/// what is still running, close. `run()` then returns.
+/// their publishes and acks to it.
+///
+/// `run()` runs three swift-service-lifecycle services in one `ServiceGroup`: the HTTP endpoints, the
+/// AMQP client (started once the endpoints listen, so a worker that cannot bind its port never
+/// touches the queue) and the job runner (consumer loop and pool). Graceful shutdown — a signal in
+/// `gracefulShutdownSignals` (SIGTERM/SIGINT for the executable) or `requestShutdown()` — stops
+/// them in reverse order: the job runner drains (stop consuming, requeue jobs not started, give
+/// running ones `drainGrace` seconds, requeue what is still running), then the connection closes,
+/// then the endpoints (`/readyz` says 503 throughout the drain). `run()` then returns.
 public final class WorkerService: @unchecked Sendable {
     public let configuration: WorkerConfiguration
     public let metrics: WorkerMetrics
@@ -32,9 +40,9 @@ public final class WorkerService: @unchecked Sendable {
     private var settlements: [String: Bool] = [:]  // in-flight delivery → settled (or being settled)
     private var draining = false
     private var shutdownRequested = false
-    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+    private var group: ServiceGroup?
     private var readyCount = 0
-    private var health: HealthServer?
+    private var boundHTTPPort: UInt16?
 
     /// - Parameters:
     ///   - generator: the engine (the `Pipeline`; `BoxModelGenerator` for plumbing checks).
@@ -88,59 +96,92 @@ public final class WorkerService: @unchecked Sendable {
     /// The port the HTTP endpoints listen on, once `run()` has started them.
     public var httpPort: UInt16? {
         state.lock(); defer { state.unlock() }
-        return health?.port
+        return boundHTTPPort
     }
 
-    /// Asks `run()` to drain and return. Safe from any thread; later calls do nothing.
+    /// Asks `run()` to drain and return, as SIGTERM does. Safe from any thread, before or during
+    /// `run()`; later calls do nothing.
     public func requestShutdown() {
-        state.lock()
-        shutdownRequested = true
-        let waiters = shutdownWaiters
-        shutdownWaiters.removeAll()
-        state.unlock()
-        for waiter in waiters { waiter.resume() }
+        let group = state.withLock {
+            shutdownRequested = true
+            return self.group
+        }
+        if let group { Task { await group.triggerGracefulShutdown() } }
     }
 
-    /// Routes SIGTERM and SIGINT to `requestShutdown()`. Keep the returned sources alive.
-    public func installSignalHandlers() -> [any DispatchSourceSignal] {
-        [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
-                self?.log.info("signal received: draining", [("signal", number == SIGTERM ? "SIGTERM" : "SIGINT")])
-                self?.requestShutdown()
-            }
-            source.resume()
-            return source
+    /// Runs until graceful shutdown, then drains and returns.
+    /// - Parameter gracefulShutdownSignals: signals that start the drain (`[.sigterm, .sigint]` in
+    ///   the executable; none in tests, which call `requestShutdown()`).
+    /// - Throws: when the uploads root cannot be created or the HTTP endpoints cannot listen
+    ///   (`HTTPEndpoints.BindError`).
+    public func run(gracefulShutdownSignals: [UnixSignal] = []) async throws {
+        // The worker's own async work (the consumer loop, the drain) runs on its own thread, as the
+        // HTTP endpoints do on theirs: a process whose cooperative pool is blocked still consumes.
+        let executor = DispatchTaskExecutor(label: "mesh-worker.service")
+        try await withTaskExecutorPreference(executor) {
+            try await runServices(gracefulShutdownSignals: gracefulShutdownSignals, executor: executor)
         }
     }
 
-    /// Runs until `requestShutdown()`, then drains and returns.
-    /// - Throws: when the uploads root cannot be created or the HTTP port cannot be bound.
-    public func run() async throws {
+    private func runServices(gracefulShutdownSignals: [UnixSignal], executor: DispatchTaskExecutor) async throws {
         signal(SIGPIPE, SIG_IGN)
         let store = processor.store
         try store.prepare()
         for path in store.removeStaleTemporaries() {
             log.info("removed a partial file left by a crashed worker", [("path", path)])
         }
-        if let port = configuration.httpPort {
-            let server = try HealthServer(host: configuration.httpHost, port: port, probes: HealthServer.Probes(
+        log.info("starting", [("queue", configuration.queues.workQueue), ("poolSize", "\(configuration.poolSize)"),
+                              ("uploads", configuration.uploadsRoot.path), ("broker", "\(configuration.amqp)")])
+        let listening = StartGate()
+        var services: [any Service] = []
+        if let endpoints = makeHTTPEndpoints(onListening: listening.open) {
+            services.append(endpoints)
+        } else {
+            listening.open()
+        }
+        services.append(AMQPClientService(client: client, startAfter: listening))
+        services.append(JobRunner(worker: self, startAfter: listening, executor: executor))
+        var logger = Logger(label: "services") { [log] _ in WorkerLogHandler(log: log.with("component", "services")) }
+        logger.logLevel = .warning
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+        let stopAtOnce = state.withLock {
+            self.group = group
+            return shutdownRequested
+        }
+        if stopAtOnce { await group.triggerGracefulShutdown() }
+        try await group.run()
+        log.info("stopped")
+    }
+
+    /// The HTTP endpoints, when a port is configured; `onListening` is called once they accept connections.
+    private func makeHTTPEndpoints(onListening: @escaping @Sendable () -> Void) -> HTTPEndpoints? {
+        guard let port = configuration.httpPort else { return nil }
+        var logger = Logger(label: "http") { [log] _ in WorkerLogHandler(log: log.with("component", "http")) }
+        logger.logLevel = .warning  // Hummingbird's per-connection notes are noise here
+        return HTTPEndpoints(
+            host: configuration.httpHost, port: Int(port), idleTimeout: .milliseconds(Int64(configuration.httpIdleTimeout * 1000)),
+            probes: HTTPEndpoints.Probes(
                 ready: { [weak self] in self?.isReady ?? false },
                 metrics: { [weak self] in
                     guard let self else { return "" }
                     return self.metrics.render(connected: self.client.connectionID != nil, consuming: self.client.isReady)
-                }))
-            state.withLock { health = server }
-            log.info("HTTP endpoints listening", [("port", "\(server.port)")])
-        }
-        log.info("starting", [("queue", configuration.queues.workQueue), ("poolSize", "\(configuration.poolSize)"),
-                              ("uploads", configuration.uploadsRoot.path), ("broker", "\(configuration.amqp)")])
+                }),
+            logger: logger,
+            onListening: { [weak self] bound in
+                guard let self else { return }
+                state.withLock { boundHTTPPort = UInt16(bound) }
+                log.info("HTTP endpoints listening", [("host", configuration.httpHost), ("port", "\(bound)")])
+                onListening()
+            })
+    }
+
+    /// The job runner's body: consumes into the pool until graceful shutdown, then drains.
+    func runJobs(executor: DispatchTaskExecutor) async {
         let pool = JobPool<AMQPDelivery>(threads: configuration.poolSize, name: "mesh-worker.job") { [self] delivery in
             handle(delivery)
         }
-        client.start()
-        let consumer = Task { [client, self] in
+        let consumer = Task(executorPreference: executor) { [client, self] in
             for await delivery in client.messages {
                 if isDraining {
                     _ = await client.nack(delivery, requeue: true)
@@ -150,31 +191,15 @@ public final class WorkerService: @unchecked Sendable {
                 pool.submit(delivery)
             }
         }
-
-        await waitForShutdownRequest()
+        try? await gracefulShutdown()  // or cancellation: the drain then hurries
         await drain(pool: pool)
         consumer.cancel()
         pool.stop()
-        health?.close()
-        log.info("stopped")
     }
 
     private var isDraining: Bool {
         state.lock(); defer { state.unlock() }
         return draining
-    }
-
-    private func waitForShutdownRequest() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            state.lock()
-            if shutdownRequested {
-                state.unlock()
-                continuation.resume()
-            } else {
-                shutdownWaiters.append(continuation)
-                state.unlock()
-            }
-        }
     }
 
     private func drain(pool: JobPool<AMQPDelivery>) async {
@@ -188,7 +213,7 @@ public final class WorkerService: @unchecked Sendable {
             log.info("requeued a job that had not started", [("deliveryTag", "\(delivery.deliveryTag)"), ("result", "\(result)")])
         }
         let deadline = Date().addingTimeInterval(configuration.drainGrace)
-        while pool.load > 0 && Date() < deadline {
+        while pool.load > 0 && Date() < deadline && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
         // Still running after the grace period: requeue them. Their threads may finish later; they
@@ -201,10 +226,9 @@ public final class WorkerService: @unchecked Sendable {
         }
         // Jobs that were settling when the grace ended get a moment to finish their publishes.
         let settleDeadline = Date().addingTimeInterval(5)
-        while inFlightCount > 0 && Date() < settleDeadline {
+        while inFlightCount > 0 && Date() < settleDeadline && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        await client.shutdown()
     }
 
     // MARK: In-flight bookkeeping: exactly one party settles each delivery.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import UnixSignals
 import Worker
 
 extension PipelineOptions.Mode: ExpressibleByArgument {}
@@ -24,7 +25,8 @@ struct MeshWorker: AsyncParsableCommand {
         retry queues ({queue}.retry.{ms}ms), then dead-lettered.
 
         SIGTERM or SIGINT drains (no new jobs, running ones get the grace period, then are requeued) \
-        and exits 0. HTTP: /healthz, /readyz, /metrics (Prometheus text).
+        and exits 0. HTTP (Hummingbird): /healthz, /readyz (503 unless consuming), /metrics (Prometheus \
+        text), on IPv4 or IPv6 (--http-host ::, ::1, 127.0.0.1).
 
         Every option can also be set in the environment (named in its help); flags win.
         """)
@@ -100,8 +102,6 @@ struct MeshWorker: AsyncParsableCommand {
             generator = PipelineModelGenerator(engine: engine, options: pipeline)
         }
         let service = WorkerService(configuration: configuration, generator: generator)
-        let signals = service.installSignalHandlers()
-        try await service.run()
-        withExtendedLifetime(signals) {}
+        try await service.run(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }

@@ -206,19 +206,31 @@ final class InProcessWorker: @unchecked Sendable {
     }
 }
 
-/// GET `http://127.0.0.1:port/path` → (status, body) through a curl subprocess, independent of the
-/// worker's own HTTP code.
-/// Status 0 when nothing answers.
-func httpGet(port: UInt16, path: String) throws -> (Int, String) {
+/// GET `http://host:port/path` → (status, body) through a curl subprocess, independent of the
+/// worker's own HTTP code. `host` is an IPv4 or IPv6 address (`::1`). Status 0 when nothing
+/// answers (connection refused). No answer within `timeout` seconds throws: that bound is
+/// generous, a failure condition, never a measurement.
+/// `head`: a HEAD request; the body is then empty.
+func httpGet(host: String = "127.0.0.1", port: UInt16, path: String, timeout: Double = 30, head: Bool = false) throws -> (Int, String) {
+    let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     let output: String
     do {
-        output = try runCommand("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+        output = try runCommand("/usr/bin/curl", ["-s", "-g", "--max-time", "\(timeout)", "-w", "\n%{http_code}"]
+                                    + (head ? ["--head", "-o", "/dev/null"] : []) + ["http://\(authority)\(path)"])
     } catch let failure as CommandFailed where failure.status == 7 {
         return (0, "")
     }
     var lines = output.split(separator: "\n", omittingEmptySubsequences: false)
     let status = Int(lines.removeLast()) ?? 0
     return (status, lines.joined(separator: "\n"))
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in Prometheus text; nil when absent.
+func metricValue(_ text: String, _ series: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
 }
 
 /// Every file under `root`, relative paths.

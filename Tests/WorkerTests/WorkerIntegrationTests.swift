@@ -60,11 +60,30 @@ import WorkerTestSupport
         #expect(try httpGet(port: port, path: "/readyz").0 == 200)
         let (status, metrics) = try httpGet(port: port, path: "/metrics")
         #expect(status == 200)
-        #expect(metrics.contains("mesh_worker_jobs_total{outcome=\"succeeded\"} 20"))
-        #expect(metrics.contains("mesh_worker_jobs_in_flight 0"))
-        #expect(metrics.contains("mesh_worker_stage_duration_seconds_count{stage=\"download\"} 20"))
-        #expect(metrics.contains("mesh_worker_queue_to_done_seconds_count 20"))
-        #expect(!metrics.contains("mesh_worker_download_bytes_total 0\n"))
+        // Each worker has its own registry: exact counts, whatever other suites' workers did.
+        #expect(metricValue(metrics, #"mesh_worker_jobs_total{outcome="succeeded"}"#) == 20)
+        for outcome in ["failed", "retried", "requeued"] {
+            #expect(metricValue(metrics, "mesh_worker_jobs_total{outcome=\"\(outcome)\"}") == 0)
+        }
+        #expect(metricValue(metrics, "mesh_worker_retries_total") == 0)
+        #expect(metricValue(metrics, "mesh_worker_jobs_in_flight") == 0)
+        #expect(metricValue(metrics, "mesh_worker_amqp_connected") == 1)
+        #expect(metricValue(metrics, "mesh_worker_amqp_consuming") == 1)
+        #expect(metricValue(metrics, "mesh_worker_amqp_reconnects_total") == 0)
+        let fixtureBytes = (0..<20).map { TestFixtures.bytes(TestFixtures.names[$0 % TestFixtures.names.count]).count }.reduce(0, +)
+        #expect(metricValue(metrics, "mesh_worker_download_bytes_total") == Double(fixtureBytes))
+        for stage in ["download", "save", "depth", "mesh", "total"] {
+            #expect(metricValue(metrics, "mesh_worker_stage_duration_seconds_count{stage=\"\(stage)\"}") == 20, "\(stage)")
+            #expect(metricValue(metrics, "mesh_worker_stage_duration_seconds_bucket{stage=\"\(stage)\",le=\"+Inf\"}") == 20)
+            #expect((metricValue(metrics, "mesh_worker_stage_duration_seconds_sum{stage=\"\(stage)\"}") ?? 0) > 0)
+        }
+        #expect(metricValue(metrics, "mesh_worker_queue_to_done_seconds_count") == 20)
+        // Buckets for jobs of 50 ms to a minute (and retry waits past it).
+        for bound in ["0.05", "1.0", "60.0", "1800.0"] {
+            #expect(metricValue(metrics, "mesh_worker_queue_to_done_seconds_bucket{le=\"\(bound)\"}") != nil, "le=\(bound)")
+        }
+        #expect(metrics.contains("# TYPE mesh_worker_stage_duration_seconds histogram"))
+        #expect(metrics.contains("# TYPE mesh_worker_jobs_total counter"))
 
         try await worker.stop()
         #expect(try httpGet(port: port, path: "/healthz").0 == 0)  // endpoints closed with the worker
@@ -99,7 +118,12 @@ import WorkerTestSupport
         try harness.events(atLeast: cases.count + 1, into: &events)
         #expect(events.last?.status == .succeeded && events.last?.memberId == 8)
         #expect(filesUnder(root).filter { $0.hasPrefix("image_") } == ["image_8_20240108_160000.jpg"])
-        #expect(worker.service.metrics.count(outcome: "failed") == cases.count)
+        let metrics = try httpGet(port: try #require(worker.service.httpPort), path: "/metrics").1
+        #expect(metricValue(metrics, #"mesh_worker_jobs_total{outcome="failed"}"#) == Double(cases.count))
+        #expect(metricValue(metrics, #"mesh_worker_jobs_total{outcome="succeeded"}"#) == 1)
+        for (code, count) in Dictionary(grouping: cases.map(\.1), by: { $0 }).mapValues(\.count) {
+            #expect(metricValue(metrics, "mesh_worker_failures_total{code=\"\(code)\"}") == Double(count), "\(code)")
+        }
         try await worker.stop()
     }
 
@@ -116,7 +140,11 @@ import WorkerTestSupport
         #expect(event.attempts == 3)
         #expect(filesUnder(root).filter { $0.hasSuffix(".obj") } == ["models/model3d_31_20240108_160000.obj"])
         #expect(try harness.depth(harness.names.deadLetterQueue) == 0)
-        #expect(worker.service.metrics.count(outcome: "retried") == 2)
+        let metrics = try httpGet(port: try #require(worker.service.httpPort), path: "/metrics").1
+        #expect(metricValue(metrics, #"mesh_worker_jobs_total{outcome="retried"}"#) == 2)
+        #expect(metricValue(metrics, #"mesh_worker_jobs_total{outcome="succeeded"}"#) == 1)
+        #expect(metricValue(metrics, "mesh_worker_retries_total") == 2)
+        #expect(metricValue(metrics, #"mesh_worker_failures_total{code="http_503"}"#) == 2)
         try await worker.stop()
     }
 
@@ -149,12 +177,14 @@ import WorkerTestSupport
         while Set(events.filter { $0.status == .succeeded }.compactMap(\.memberId)).count < 16 && Date() < deadline {
             try harness.events(atLeast: events.count + 1, timeout: 1, into: &events)
         }
-        #expect(Set(events.filter { $0.status == .succeeded }.compactMap(\.memberId)) == Set((0..<16).map { Int64(500 + $0) }))
+        let succeeded: Set<Int64> = Set(events.filter { $0.status == .succeeded }.compactMap(\.memberId))
+        let published: Set<Int64> = Set((0..<16).map { Int64(500 + $0) })
+        #expect(succeeded == published)
         #expect(filesUnder(root).filter { $0.hasSuffix(".obj") }.count == 16)
         #expect(try harness.depth(harness.names.deadLetterQueue) == 0)
         let port = try #require(worker.service.httpPort)
         try waitFor("the reconnect to show in /metrics") {
-            try httpGet(port: port, path: "/metrics").1.contains("mesh_worker_amqp_reconnects_total 1\n")
+            metricValue(try httpGet(port: port, path: "/metrics").1, "mesh_worker_amqp_reconnects_total") == 1
         }
         #expect(try httpGet(port: port, path: "/readyz").0 == 200)
         try await worker.stop()
@@ -172,7 +202,7 @@ import WorkerTestSupport
         let event = try #require(try harness.events(atLeast: 1).first)
         #expect(event.status == .succeeded && event.alreadyDone == nil)
         let metrics = try httpGet(port: try #require(worker.service.httpPort), path: "/metrics").1
-        #expect(metrics.contains("mesh_worker_amqp_reconnects_total 0\n"))
+        #expect(metricValue(metrics, "mesh_worker_amqp_reconnects_total") == 0)
         try await worker.stop()
     }
 

@@ -75,9 +75,43 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
         let help = try runCommand(try meshWorkerExecutable().path, ["--help"])
         for setting in ["AMQP_URL", "AMQP_USERNAME", "AMQP_PASSWORD", "AMQP_TLS_CA", "--pool-size", "UPLOADS_ROOT",
                         "--max-download-bytes", "--max-pixels", "--retry-delays", "--allow-cidrs", "--http-port",
-                        "--passive-queue", "--heartbeat", "--drain-grace", "--queue"] {
+                        "--passive-queue", "--heartbeat", "--drain-grace", "--queue", "--http-host", "--http-idle-timeout"] {
             #expect(help.contains(setting), "--help does not mention \(setting)")
         }
+    }
+
+    /// The issue's `--http-host ::` (which once exited with EINVAL): the executable listens on IPv6
+    /// and, through mapped addresses, IPv4; port 0 gives an ephemeral port, named in the log.
+    @Test func listensOnIPv6AndIPv4WithHTTPHostAny() throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let base = temporaryDirectory("http-any")
+        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
+        environment["WORKER_HTTP_HOST"] = "::"
+        environment["WORKER_HTTP_PORT"] = "0"
+        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        try worker.waitUntilConsuming()
+        let line = try #require(worker.log.split(separator: "\n").first { $0.contains("HTTP endpoints listening") })
+        let object = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let port = try #require((object["port"] as? String).flatMap(UInt16.init))
+        #expect(port != 0)
+        #expect(try httpGet(host: "::1", port: port, path: "/healthz").0 == 200)
+        #expect(try httpGet(host: "127.0.0.1", port: port, path: "/readyz").0 == 200)
+        worker.signal(SIGTERM)
+        #expect(worker.waitForExit() == 0)
+    }
+
+    @Test func anAddressItCannotBindEndsTheExecutableWithAClearError() throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let base = temporaryDirectory("http-unbindable")
+        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
+        environment["WORKER_HTTP_HOST"] = "192.0.2.1"  // TEST-NET-1: on no interface here
+        environment["WORKER_HTTP_PORT"] = "0"
+        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        let status = worker.waitForExit()
+        #expect(status != nil && status != 0)
+        #expect(worker.log.contains("cannot listen for HTTP on 192.0.2.1:0"), "\(worker.log)")
     }
 
     @Test func killedMidJobThenRestartedCompletesExactlyOnce() throws {
