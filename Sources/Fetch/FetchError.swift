@@ -4,8 +4,10 @@ import Imaging
 public enum FetchError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The URL does not parse or has no host.
     case invalidURL(String)
-    /// A scheme other than http/https, in the job or in a redirect.
+    /// A scheme other than http/https in the job's URL.
     case unsupportedScheme(String)
+    /// A redirect to a scheme other than http/https (`file`, `ftp`, …), which is never followed.
+    case redirectToUnsupportedScheme(String)
     /// The peer address is loopback, private, link-local, … and not allow-listed.
     case refusedAddress(String)
     /// The server answered with an HTTP error status.
@@ -29,7 +31,7 @@ public enum FetchError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: String {
         switch self {
         case .invalidURL: "invalid_url"
-        case .unsupportedScheme: "unsupported_scheme"
+        case .unsupportedScheme, .redirectToUnsupportedScheme: "unsupported_scheme"
         case .refusedAddress: "address_refused"
         case .httpStatus(let status): "http_\(status)"
         case .tooManyRedirects: "too_many_redirects"
@@ -56,6 +58,7 @@ public enum FetchError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .invalidURL(let url): "invalid URL: \(url)"
         case .unsupportedScheme(let scheme): "URL scheme \"\(scheme)\" is not allowed (http and https are)"
+        case .redirectToUnsupportedScheme(let scheme): "redirect to a \(scheme):// URL is not allowed (http and https are)"
         case .refusedAddress(let reason): "refused to connect: \(reason)"
         case .httpStatus(let status): "the server answered HTTP \(status)"
         case .tooManyRedirects(let limit): "more than \(limit) redirects"

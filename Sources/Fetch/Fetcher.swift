@@ -120,7 +120,7 @@ public struct Fetcher: Sendable {
         }
         if code != CURLE_OK {
             throw Self.classify(code, status: status, message: curlMessage.isEmpty ? Self.describe(code) : curlMessage,
-                                options: options)
+                                options: options, redirectScheme: context.locationScheme)
         }
         if context.bytes.isEmpty { throw .empty }
         let format = try context.sniffFormat()
@@ -139,18 +139,30 @@ public struct Fetcher: Sendable {
         guard let host = components.host, !host.isEmpty else { throw .invalidURL(urlString) }
     }
 
-    static func classify(_ code: CURLcode, status: Int, message: String, options: FetchOptions) -> FetchError {
+    /// - Parameter redirectScheme: the scheme of the last `Location` the server sent, if any.
+    static func classify(_ code: CURLcode, status: Int, message: String, options: FetchOptions,
+                         redirectScheme: String? = nil) -> FetchError {
         switch code {
         case CURLE_HTTP_RETURNED_ERROR: return .httpStatus(status)
         case CURLE_UNSUPPORTED_PROTOCOL:
-            // The job's URL was checked; this comes from a redirect.
-            return .unsupportedScheme(message)
+            // The job's URL was checked; this comes from a redirect. curl's message ("Protocol "file"
+            // not supported or disabled in libcurl") is not for users: name the scheme instead.
+            return .redirectToUnsupportedScheme(redirectScheme ?? Self.quotedScheme(in: message) ?? "non-http")
         case CURLE_URL_MALFORMAT: return .invalidURL(message)
         case CURLE_TOO_MANY_REDIRECTS: return .tooManyRedirects(limit: options.maxRedirects)
         case CURLE_FILESIZE_EXCEEDED: return .tooLarge(limit: options.maxBytes, declared: nil)
         case CURLE_OPERATION_TIMEDOUT: return .timeout(message)
         default: return .connectionFailed(message)
         }
+    }
+
+    /// `file` from curl's `Protocol "file" not supported…`, when the message has that shape.
+    static func quotedScheme(in message: String) -> String? {
+        let parts = message.split(separator: "\"", omittingEmptySubsequences: false)
+        guard parts.count >= 3, !parts[1].isEmpty, parts[1].allSatisfy({ $0.isLetter || $0.isNumber || "+-.".contains($0) }) else {
+            return nil
+        }
+        return parts[1].lowercased()
     }
 
     static func describe(_ code: CURLcode) -> String {
@@ -174,6 +186,9 @@ final class TransferContext {
     var sniffed = false
     /// The Content-Length of the latest response (each redirect hop resets it).
     var declaredLength: Int?
+    /// The scheme of the latest response's `Location` header, lowercased (nil when it had none, or
+    /// it is relative).
+    var locationScheme: String?
 
     init(maxBytes: Int, policy: AddressPolicy) {
         self.maxBytes = maxBytes
@@ -216,7 +231,8 @@ private let fetchWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, In
     return context.append(UnsafeRawBufferPointer(start: data, count: total)) ? total : 0
 }
 
-/// Notes each response's Content-Length (for the error message when it is over the limit).
+/// Notes each response's Content-Length (for the error message when it is over the limit) and
+/// Location scheme (for the error message when a redirect leaves http/https).
 private let fetchHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
     data, size, count, userdata in
     let total = size * count
@@ -225,8 +241,12 @@ private let fetchHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, I
     let line = String(decoding: UnsafeRawBufferPointer(start: data, count: total), as: UTF8.self)
     if line.hasPrefix("HTTP/") {
         context.declaredLength = nil
+        context.locationScheme = nil
     } else if line.lowercased().hasPrefix("content-length:") {
         context.declaredLength = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespacesAndNewlines))
+    } else if line.lowercased().hasPrefix("location:") {
+        let target = line.dropFirst("location:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+        context.locationScheme = URLComponents(string: target)?.scheme?.lowercased()
     }
     return total
 }

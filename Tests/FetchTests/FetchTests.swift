@@ -74,11 +74,17 @@ func fetchError(_ body: () throws(FetchError) -> FetchedImage) -> FetchError? {
         #expect(error?.isTransient == false)
     }
 
-    @Test func redirectToFileSchemeIsRefused() {
+    /// Once reported as `URL scheme "Protocol "file" not supported or disabled in libcurl" is not allowed`.
+    @Test(arguments: [("file%3A%2F%2F%2Fetc%2Fpasswd", "file"), ("FTP%3A%2F%2F127.0.0.1%2Fx.jpg", "ftp"),
+                      ("gopher%3A%2F%2F127.0.0.1%2F", "gopher")])
+    func redirectToAnotherSchemeIsRefusedClearly(target: String, scheme: String) {
         let error = fetchError { () throws(FetchError) in
-            try loopbackFetcher().fetch(server.url("/redirect?to=file%3A%2F%2F%2Fetc%2Fpasswd"))
+            try loopbackFetcher().fetch(server.url("/redirect?to=\(target)"))
         }
+        #expect(error == .redirectToUnsupportedScheme(scheme))
         #expect(error?.code == "unsupported_scheme")
+        #expect(error?.isTransient == false)
+        #expect(error?.description == "redirect to a \(scheme):// URL is not allowed (http and https are)")
     }
 
     @Test func followsUpToThreeRedirects() throws {
