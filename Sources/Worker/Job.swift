@@ -2,7 +2,8 @@ import Foundation
 
 /// One upload job, as the MyRoom backend publishes it on `model3d.upload.queue`:
 /// `{"imageUrl": "http://…/image.jpg", "memberId": 12345, "timestamp": 1704729600000}`.
-/// Unknown fields are ignored.
+/// Unknown fields are ignored (at any depth up to `maxNestingDepth`); a field given twice keeps its
+/// last value, as in the backend's Jackson.
 public struct Job: Sendable, Equatable {
     /// Where to download the photo (http or https; checked again by `Fetch`).
     public var imageURL: String
@@ -19,6 +20,9 @@ public struct Job: Sendable, Equatable {
 
     /// Longest accepted `imageUrl`.
     public static let maxURLLength = 4096
+    /// Deepest nesting of arrays and objects accepted in a message (the top-level object is level 1):
+    /// Jackson's default, so whatever the backend can write is read.
+    public static let maxNestingDepth = JSONObjectReader.defaultMaxDepth
     /// Latest accepted timestamp (9999-12-31T23:59:59.999Z), so file names stay 15 characters.
     public static let maxTimestamp: Int64 = 253_402_300_799_999
 
@@ -26,13 +30,18 @@ public struct Job: Sendable, Equatable {
     public static func parse(_ body: [UInt8]) throws(JobError) -> Job {
         let fields: [String: JSONValue]
         do {
-            fields = try JSONDecoder().decode([String: JSONValue].self, from: Data(body))
+            fields = try JSONObjectReader.fields(of: body, maxDepth: maxNestingDepth)
         } catch {
-            if (try? JSONDecoder().decode(JSONValue.self, from: Data(body))) != nil {
+            switch error {
+            case .notAnObject:
                 throw JobError(code: .malformedJSON, message: "message body is JSON but not an object")
+            case .tooDeep(let limit):
+                throw JobError(code: .nestingTooDeep,
+                               message: "message body nests arrays or objects deeper than \(limit) levels")
+            case .syntax(let reason, let offset):
+                let preview = String(decoding: body.prefix(60), as: UTF8.self)
+                throw JobError(code: .malformedJSON, message: "message body is not JSON (\(reason) at byte \(offset)): \"\(preview)\"")
             }
-            let preview = String(decoding: body.prefix(60), as: UTF8.self)
-            throw JobError(code: .malformedJSON, message: "message body is not JSON: \"\(preview)\"")
         }
         guard let rawURL = fields["imageUrl"], rawURL != .null else {
             throw JobError(code: .missingField, message: "imageUrl is missing", field: "imageUrl")
@@ -70,49 +79,6 @@ public struct Job: Sendable, Equatable {
     }
 }
 
-/// Any JSON value, decoded loosely so validation can say what was found.
-enum JSONValue: Decodable, Equatable, CustomStringConvertible {
-    case null, bool(Bool), integer(Int64), number(Double), string(String), array, object
-
-    init(from decoder: any Decoder) throws {
-        if var list = try? decoder.unkeyedContainer() {
-            while !list.isAtEnd { _ = try list.decode(JSONValue.self) }
-            self = .array
-            return
-        }
-        if let keyed = try? decoder.container(keyedBy: AnyKey.self) {
-            for key in keyed.allKeys { _ = try keyed.decode(JSONValue.self, forKey: key) }
-            self = .object
-            return
-        }
-        let single = try decoder.singleValueContainer()
-        if single.decodeNil() { self = .null }
-        else if let value = try? single.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? single.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? single.decode(Double.self) { self = .number(value) }
-        else { self = .string(try single.decode(String.self)) }
-    }
-
-    var description: String {
-        switch self {
-        case .null: "null"
-        case .bool(let value): "\(value)"
-        case .integer(let value): "\(value)"
-        case .number(let value): "\(value)"
-        case .string(let text): "\"\(text.prefix(40))\""
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
-
 /// A job that cannot be run as given. Always permanent: retrying the same body cannot help.
 public struct JobError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Stable error codes, used in dead-letter headers and failure events.
@@ -120,6 +86,8 @@ public struct JobError: Error, Sendable, Equatable, CustomStringConvertible {
         case malformedJSON = "malformed_json"
         case missingField = "missing_field"
         case invalidField = "invalid_field"
+        /// Valid JSON nested deeper than `Job.maxNestingDepth`.
+        case nestingTooDeep = "json_too_deep"
     }
 
     public var code: Code

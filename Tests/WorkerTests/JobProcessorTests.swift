@@ -39,6 +39,20 @@ let badJobCases: [(String, String)] = [
     (jobJSON(url: httpServer.url("/html-as-jpeg"), member: 7), "not_an_image"),
     (jobJSON(url: httpServer.url("/big-declared?bytes=50000000"), member: 7), "file_too_large"),
     (jobJSON(url: httpServer.url("/huge-png"), member: 7), "image_too_large"),
+    (redirectToFileJob, "unsupported_scheme"),
+    (tooDeepJob, "json_too_deep"),
+]
+
+/// A job whose photo URL redirects to `file:///etc/passwd`.
+let redirectToFileJob = jobJSON(url: httpServer.url("/redirect?to=file%3A%2F%2F%2Fetc%2Fpasswd"), member: 7)
+/// A valid job but for an unknown field nested past `Job.maxNestingDepth`.
+let tooDeepJob = #"{"imageUrl":"http://e/a.jpg","memberId":7,"timestamp":1,"x":"#
+    + String(repeating: "[", count: Job.maxNestingDepth) + String(repeating: "]", count: Job.maxNestingDepth) + "}"
+
+/// The exact messages of some bad inputs (the `x-exception-message` a dead letter carries).
+let badJobMessages: [String: String] = [
+    redirectToFileJob: "redirect to a file:// URL is not allowed (http and https are)",
+    tooDeepJob: "message body nests arrays or objects deeper than \(Job.maxNestingDepth) levels",
 ]
 
 @Suite struct JobProcessorTests {
@@ -97,6 +111,7 @@ let badJobCases: [(String, String)] = [
             return
         }
         #expect(failure.code == code)
+        if let message = badJobMessages[json] { #expect(failure.message == message) }
         #expect(failure.kind == .permanent)
         #expect(event.status == .failed && event.errorCode == code)
         // Nothing is left under the uploads root for a failed job.

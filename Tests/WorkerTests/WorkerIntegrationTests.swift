@@ -105,6 +105,7 @@ import WorkerTestSupport
             let letter = try #require(letters.first { $0.properties.messageId == "bad-\(i)" }, "no dead letter for \(code)")
             #expect(letter.headers["x-error-code"]?.stringValue == code)
             #expect(letter.headers["x-exception-message"]?.stringValue?.isEmpty == false)
+            if let message = badJobMessages[json] { #expect(letter.headers["x-exception-message"]?.stringValue == message) }
             #expect(letter.headers["x-original-routingKey"]?.stringValue == harness.names.workQueue)
             #expect(letter.headers["x-original-exchange"]?.stringValue == "")
             #expect(letter.headers["__TypeId__"]?.stringValue == "com.myroom.Model3DRequest")

@@ -27,6 +27,85 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         #expect(job.memberId == 7)
     }
 
+    /// The backend is Spring Boot: Jackson keeps the last value of a repeated key, and so do we.
+    @Test func aRepeatedKeyKeepsItsLastValueAsJacksonDoes() throws {
+        let job = try Job.parse(body(#"{"imageUrl":"http://e/first.jpg","memberId":"bad","timestamp":1,"#
+            + #""memberId":7,"imageUrl":"http://e/last.jpg","timestamp":1704729600000}"#))
+        #expect(job == Job(imageURL: "http://e/last.jpg", memberId: 7, timestamp: 1_704_729_600_000))
+        // …whichever of the two is the bad one.
+        #expect(throws: JobError(code: .invalidField, message: "memberId must be an integer, got \"bad\"", field: "memberId")) {
+            try Job.parse(body(#"{"imageUrl":"http://e/a.jpg","memberId":7,"memberId":"bad","timestamp":1}"#))
+        }
+    }
+
+    /// `depth` arrays and objects, alternating, around a number: `{"a":[{"a":[…1…]}]}` has depth 4.
+    static func nested(depth: Int) -> String {
+        var open = "", close: [Character] = []
+        for level in 0..<depth {
+            if level % 2 == 0 { open += #"{"a":"#; close.append("}") } else { open += "["; close.append("]") }
+        }
+        return open + "1" + String(close.reversed())
+    }
+
+    /// A valid job with an unknown field nested deeper than Foundation's decoder goes (512) but within
+    /// Jackson's 1,000 levels is a job; the unknown field is ignored.
+    @Test(arguments: [2, 100, 600, Job.maxNestingDepth - 1])
+    func aDeeplyNestedUnknownFieldIsIgnored(depth: Int) throws {
+        // The top-level object is level 1, so the field holds `depth` more levels at most.
+        let json = #"{"imageUrl":"http://e/a.jpg","extra":"# + Self.nested(depth: depth) + #","memberId":3,"timestamp":5}"#
+        #expect(try Job.parse(body(json)) == Job(imageURL: "http://e/a.jpg", memberId: 3, timestamp: 5))
+    }
+
+    /// Past the limit the message is refused with its own code and a message that says why, not
+    /// "not JSON"; a million levels are refused the same way (no recursion to overflow the stack).
+    @Test(arguments: [Job.maxNestingDepth, Job.maxNestingDepth + 5, 1_000_000])
+    func nestingPastTheLimitIsRefusedClearly(depth: Int) {
+        let json = #"{"imageUrl":"http://e/a.jpg","memberId":3,"timestamp":5,"extra":"# + Self.nested(depth: depth) + "}"
+        #expect(throws: JobError(code: .nestingTooDeep,
+                                 message: "message body nests arrays or objects deeper than \(Job.maxNestingDepth) levels")) {
+            try Job.parse(body(json))
+        }
+        let array = String(repeating: "[", count: depth + 1) + String(repeating: "]", count: depth + 1)
+        #expect(throws: JobError(code: .nestingTooDeep,
+                                 message: "message body nests arrays or objects deeper than \(Job.maxNestingDepth) levels")) {
+            try Job.parse(body(array))
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"imageUrl":"http://e/\u00e9\ud83d\ude00.jpg","memberId":1,"timestamp":1}"#, "http://e/\u{e9}\u{1F600}.jpg"),
+        ("\u{FEFF}" + #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1}"#, "http://e/a.jpg"),
+        (#" { "imageUrl" : "http://e/\"q\".jpg" , "memberId" : 1 , "timestamp" : 1 , "x" : [ ] , "y" : { } } "#, "http://e/\"q\".jpg"),
+    ])
+    func readsEscapesByteOrderMarkAndWhitespace(json: String, url: String) throws {
+        #expect(try Job.parse(body(json)).imageURL == url)
+    }
+
+    @Test(arguments: [
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1,}"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":01,"timestamp":1}"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1,"x":[1,]}"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1,"x":{"k"}}"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1,"x":"\q"}"#,
+        #"{"imageUrl":"http://e/a.jpg","memberId":1,"timestamp":1} {}"#,
+        "",
+    ])
+    func syntaxErrorsAreNotJSON(json: String) {
+        do {
+            _ = try Job.parse(body(json))
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect(error.code == .malformedJSON)
+            #expect(error.message.hasPrefix("message body is not JSON ("), "\(error.message)")
+        }
+    }
+
+    @Test func invalidUTF8IsNotJSON() {
+        let bytes = Array(#"{"imageUrl":"http://e/"#.utf8) + [0xC3, 0x28] + Array(#".jpg","memberId":1,"timestamp":1}"#.utf8)
+        #expect(throws: JobError.self) { try Job.parse(bytes) }
+    }
+
     @Test(arguments: [
         ("not json at all", JobError.Code.malformedJSON, nil as String?),
         ("[1,2,3]", .malformedJSON, nil),
