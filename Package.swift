@@ -16,7 +16,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // MARK: package dependencies (add yours here)
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // 1.16: LogHandler.log(event:), which JSONLogHandler implements.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // HTTP endpoints; no default traits: swift-configuration and full Foundation are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -73,9 +74,11 @@ let package = Package(
         ]),
         .executableTarget(name: "mesh-worker", dependencies: [
             "Worker", "Pipeline", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "MeshIO", "Pipeline", "WorkerTestSupport", "mesh-worker"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "AMQP", "Fetch", "Imaging", "MeshIO", "Pipeline", "WorkerTestSupport", "mesh-worker",
+                                                    .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@ import AMQP
 import Fetch
 import Foundation
 import Imaging
+import Logging
 
 /// What became of one delivery; `WorkerService` turns it into publishes and an ack.
 public enum JobOutcome: Sendable {
@@ -54,7 +55,7 @@ public struct JobProcessor: Sendable {
     public static let workerName = "\(OutputStore.hostTag):\(getpid())"
 
     /// Processes one delivery. Never throws: every failure becomes an outcome.
-    public func process(_ delivery: AMQPDelivery, log: WorkerLog) -> JobOutcome {
+    public func process(_ delivery: AMQPDelivery, logger: Logger) -> JobOutcome {
         let started = DispatchTime.now()
         let attempt = Self.attempt(of: delivery)
         var durations: [String: Double] = [:]
@@ -75,7 +76,7 @@ public struct JobProcessor: Sendable {
             let key = OutputStore.jobKey(messageId: delivery.properties.messageId, body: delivery.body)
             let claim = try store.claim(job: parsed, key: key)
             if let done = claim.completed {
-                log.info("already done: model exists, not generating again", [("stem", claim.stem)])
+                logger.info("already done: model exists, not generating again", metadata: ["stem": "\(claim.stem)"])
                 var result = event(.succeeded)
                 fill(&result, from: done)
                 result.durationsMs = done.stageMilliseconds
@@ -93,7 +94,7 @@ public struct JobProcessor: Sendable {
             let image = try fetcher.fetch(parsed.imageURL)
             durations["download"] = Self.milliseconds(since: mark)
             metrics.addDownloadBytes(image.bytes.count)
-            log.debug("downloaded", [("bytes", "\(image.bytes.count)"), ("format", image.format.rawValue)])
+            logger.debug("downloaded", metadata: ["bytes": "\(image.bytes.count)", "format": "\(image.format.rawValue)"])
 
             // Refuse undecodable headers (e.g. 100000×100000) before anything is written.
             _ = try ImageDecoder.info(image.bytes, limits: decodeLimits)

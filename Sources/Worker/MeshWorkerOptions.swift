@@ -2,6 +2,7 @@ import AMQP
 import ArgumentParser
 import Fetch
 import Foundation
+import Logging
 import Imaging
 
 /// Every setting of `mesh-worker`. Each flag falls back to an environment variable, then to the
@@ -88,7 +89,7 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
                                valueName: "seconds"))
     public var drainGrace: Double?
 
-    @Option(help: ArgumentHelp("debug, info, warning or error (env WORKER_LOG_LEVEL; default info).", valueName: "level"))
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical; log lines are JSON objects on standard error (env WORKER_LOG_LEVEL; default info).", valueName: "level"))
     public var logLevel: String?
 
     @Flag(help: "Benchmark mode: ack every job at once without running it, to measure the consume → ack path (env WORKER_NOOP_JOBS=1). Never in production.")
@@ -189,10 +190,21 @@ public struct MeshWorkerOptions: ParsableArguments, Sendable {
             config.drainGrace = seconds
         }
         if let text = logLevel ?? env("WORKER_LOG_LEVEL") {
-            guard let level = WorkerLog.Level(name: text) else { throw ValidationError("unknown log level \"\(text)\"") }
+            guard let level = Logger.Level(name: text) else {
+                throw ValidationError("unknown log level \"\(text)\" (trace, debug, info, notice, warning, error or critical)")
+            }
             config.logLevel = level
         }
         config.noopJobs = noopJobs || env("WORKER_NOOP_JOBS") == "1"
         return config
+    }
+}
+
+extension Logger.Level {
+    /// swift-log's level names, any case, and `warn` for `warning`.
+    public init?(name: String) {
+        let lowered = name.lowercased()
+        guard let level = Logger.Level(rawValue: lowered == "warn" ? "warning" : lowered) else { return nil }
+        self = level
     }
 }

@@ -2,6 +2,7 @@ import AMQP
 import Fetch
 import Foundation
 import Imaging
+import Logging
 
 /// The broker names the worker uses. The defaults are the queue contract's; tests (and unusual
 /// deployments) use others.
@@ -56,7 +57,8 @@ public struct WorkerConfiguration: Sendable {
     public var httpIdleTimeout: Double = 30
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are requeued.
     public var drainGrace: Double
-    public var logLevel: WorkerLog.Level
+    /// Lines below this level are not logged (swift-log's levels, `trace` … `critical`).
+    public var logLevel: Logger.Level
     /// Benchmark mode: every delivery is acked as soon as a pool thread takes it, without being run
     /// (measures the consume → pool → ack path alone). Never for production.
     public var noopJobs = false
@@ -66,7 +68,7 @@ public struct WorkerConfiguration: Sendable {
                 poolSize: Int = ProcessInfo.processInfo.activeProcessorCount, blasThreads: Int = 1,
                 uploadsRoot: URL = URL(fileURLWithPath: "uploads"), fetch: FetchOptions = FetchOptions(),
                 decodeLimits: DecodeLimits = .default, retry: RetryPolicy = RetryPolicy(), httpPort: UInt16? = 8080,
-                httpHost: String = "0.0.0.0", drainGrace: Double = 30, logLevel: WorkerLog.Level = .info) {
+                httpHost: String = "0.0.0.0", drainGrace: Double = 30, logLevel: Logger.Level = .info) {
         self.amqp = amqp
         self.reconnect = reconnect
         self.queues = queues

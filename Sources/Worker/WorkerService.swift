@@ -32,7 +32,8 @@ import Glibc
 public final class WorkerService: @unchecked Sendable {
     public let configuration: WorkerConfiguration
     public let metrics: WorkerMetrics
-    public let log: WorkerLog
+    /// The logger every part of the worker logs through (copies with a `component` or job metadata).
+    public let logger: Logger
     private let processor: JobProcessor
     private let client: AMQPClient
     private let keyedLocks = KeyedLocks()
@@ -46,11 +47,14 @@ public final class WorkerService: @unchecked Sendable {
 
     /// - Parameters:
     ///   - generator: the engine (the `Pipeline`; `BoxModelGenerator` for plumbing checks).
-    ///   - log: where structured logs go (standard error by default).
-    public init(configuration: WorkerConfiguration, generator: any ModelGenerating, log: WorkerLog? = nil) {
+    ///   - logger: where logs go (the executable bootstraps `JSONLogHandler`); its level is set to
+    ///     `configuration.logLevel`.
+    public init(configuration: WorkerConfiguration, generator: any ModelGenerating, logger: Logger = Logger(label: "mesh-worker")) {
         self.configuration = configuration
-        let log = log ?? WorkerLog(minimumLevel: configuration.logLevel)
-        self.log = log
+        var leveled = logger
+        leveled.logLevel = configuration.logLevel
+        let logger = leveled
+        self.logger = logger
         let metrics = WorkerMetrics()
         self.metrics = metrics
         processor = JobProcessor(store: OutputStore(root: configuration.uploadsRoot),
@@ -63,26 +67,27 @@ public final class WorkerService: @unchecked Sendable {
             consumer: AMQPConsumerSpec(queue: configuration.queues.workQueue,
                                        prefetch: UInt16(clamping: configuration.poolSize)),
             options: AMQPClientOptions(reconnect: configuration.reconnect),
-            logger: Logger(label: "amqp") { _ in WorkerLogHandler(log: log.with("component", "amqp")) },
+            logger: logger.with(component: "amqp"),
             onEvent: { event in
                 switch event {
                 case .ready(let id):
                     if counter.increment() > 1 { metrics.recordReconnect() }
-                    log.info("connected and consuming", [("connectionID", "\(id)")])
+                    logger.info("connected and consuming", metadata: ["connectionID": "\(id)"])
                 case .connectionLost(let error):
-                    log.warning("connection lost; running jobs will be redelivered", [("error", "\(error)")])
+                    logger.warning("connection lost; running jobs will be redelivered", metadata: ["error": "\(error)"])
                 case .reconnectScheduled(let attempt, let delay, let error):
-                    log.warning("reconnecting", [("attempt", "\(attempt)"), ("delay", "\(delay)"), ("error", "\(error)")])
+                    logger.warning("reconnecting", metadata: ["attempt": "\(attempt)", "delay": "\(delay)", "error": "\(error)"])
                 case .consumerCancelled(let tag):
-                    log.warning("consumer cancelled by the broker", [("consumerTag", tag)])
+                    logger.warning("consumer cancelled by the broker", metadata: ["consumerTag": "\(tag)"])
                 case .returned(let message):
-                    log.error("publish returned unroutable", [("exchange", message.exchange), ("routingKey", message.routingKey)])
+                    logger.error("publish returned unroutable",
+                                 metadata: ["exchange": "\(message.exchange)", "routingKey": "\(message.routingKey)"])
                 case .blocked(let reason):
-                    log.warning("broker blocked the connection", [("reason", reason)])
+                    logger.warning("broker blocked the connection", metadata: ["reason": "\(reason)"])
                 case .unblocked:
-                    log.info("broker unblocked the connection")
+                    logger.info("broker unblocked the connection")
                 case .stopped:
-                    log.info("AMQP client stopped")
+                    logger.info("AMQP client stopped")
                 }
             })
     }
@@ -128,10 +133,10 @@ public final class WorkerService: @unchecked Sendable {
         let store = processor.store
         try store.prepare()
         for path in store.removeStaleTemporaries() {
-            log.info("removed a partial file left by a crashed worker", [("path", path)])
+            logger.info("removed a partial file left by a crashed worker", metadata: ["path": "\(path)"])
         }
-        log.info("starting", [("queue", configuration.queues.workQueue), ("poolSize", "\(configuration.poolSize)"),
-                              ("uploads", configuration.uploadsRoot.path), ("broker", "\(configuration.amqp)")])
+        logger.info("starting", metadata: ["queue": "\(configuration.queues.workQueue)", "poolSize": "\(configuration.poolSize)",
+                                           "uploads": "\(configuration.uploadsRoot.path)", "broker": "\(configuration.amqp)"])
         let listening = StartGate()
         var services: [any Service] = []
         if let endpoints = makeHTTPEndpoints(onListening: listening.open) {
@@ -141,24 +146,22 @@ public final class WorkerService: @unchecked Sendable {
         }
         services.append(AMQPClientService(client: client, startAfter: listening))
         services.append(JobRunner(worker: self, startAfter: listening, executor: executor))
-        var logger = Logger(label: "services") { [log] _ in WorkerLogHandler(log: log.with("component", "services")) }
-        logger.logLevel = .warning
+        // ServiceGroup's notes on each start and stop are noise at info.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services, gracefulShutdownSignals: gracefulShutdownSignals, logger: logger))
+            services: services, gracefulShutdownSignals: gracefulShutdownSignals,
+            logger: logger.with(component: "services", atLeast: .warning)))
         let stopAtOnce = state.withLock {
             self.group = group
             return shutdownRequested
         }
         if stopAtOnce { await group.triggerGracefulShutdown() }
         try await group.run()
-        log.info("stopped")
+        logger.info("stopped")
     }
 
     /// The HTTP endpoints, when a port is configured; `onListening` is called once they accept connections.
     private func makeHTTPEndpoints(onListening: @escaping @Sendable () -> Void) -> HTTPEndpoints? {
         guard let port = configuration.httpPort else { return nil }
-        var logger = Logger(label: "http") { [log] _ in WorkerLogHandler(log: log.with("component", "http")) }
-        logger.logLevel = .warning  // Hummingbird's per-connection notes are noise here
         return HTTPEndpoints(
             host: configuration.httpHost, port: Int(port), idleTimeout: .milliseconds(Int64(configuration.httpIdleTimeout * 1000)),
             probes: HTTPEndpoints.Probes(
@@ -167,11 +170,11 @@ public final class WorkerService: @unchecked Sendable {
                     guard let self else { return "" }
                     return self.metrics.render(connected: self.client.connectionID != nil, consuming: self.client.isReady)
                 }),
-            logger: logger,
+            logger: logger.with(component: "http", atLeast: .warning),  // Hummingbird's per-connection notes are noise
             onListening: { [weak self] bound in
                 guard let self else { return }
                 state.withLock { boundHTTPPort = UInt16(bound) }
-                log.info("HTTP endpoints listening", [("host", configuration.httpHost), ("port", "\(bound)")])
+                logger.info("HTTP endpoints listening", metadata: ["host": "\(configuration.httpHost)", "port": "\(bound)"])
                 onListening()
             })
     }
@@ -204,13 +207,13 @@ public final class WorkerService: @unchecked Sendable {
 
     private func drain(pool: JobPool<AMQPDelivery>) async {
         state.withLock { draining = true }
-        log.info("draining: no new jobs", [("grace", "\(configuration.drainGrace)s")])
+        logger.info("draining: no new jobs", metadata: ["graceSeconds": "\(configuration.drainGrace)"])
         await client.stopConsuming()
         for delivery in pool.takeWaiting() where claimSettlement(delivery) {
             let result = await client.nack(delivery, requeue: true)
             finishSettlement(delivery)
             metrics.recordOutcome("requeued")
-            log.info("requeued a job that had not started", [("deliveryTag", "\(delivery.deliveryTag)"), ("result", "\(result)")])
+            logger.info("requeued a job that had not started", metadata: ["deliveryTag": "\(delivery.deliveryTag)", "result": "\(result)"])
         }
         let deadline = Date().addingTimeInterval(configuration.drainGrace)
         while pool.load > 0 && Date() < deadline && !Task.isCancelled {
@@ -222,7 +225,7 @@ public final class WorkerService: @unchecked Sendable {
             let result = await client.nack(delivery, requeue: true)
             finishSettlement(delivery)
             metrics.recordOutcome("requeued")
-            log.warning("grace period over: requeued a running job", [("deliveryTag", "\(delivery.deliveryTag)"), ("result", "\(result)")])
+            logger.warning("grace period over: requeued a running job", metadata: ["deliveryTag": "\(delivery.deliveryTag)", "result": "\(result)"])
         }
         // Jobs that were settling when the grace ended get a moment to finish their publishes.
         let settleDeadline = Date().addingTimeInterval(5)
@@ -279,26 +282,28 @@ public final class WorkerService: @unchecked Sendable {
             metrics.recordOutcome("succeeded")
             return
         }
-        var jobLog = log.with("deliveryTag", "\(delivery.deliveryTag)")
+        // Every line about this job names its delivery, its key and (when the body parses) its member.
+        let jobKey = OutputStore.jobKey(messageId: delivery.properties.messageId, body: delivery.body)
+        var jobLogger = logger
+        jobLogger[metadataKey: "deliveryTag"] = "\(delivery.deliveryTag)"
+        jobLogger[metadataKey: "jobKey"] = "\(jobKey)"
         let parsed = try? Job.parse(delivery.body)
-        if let parsed { jobLog = jobLog.with("memberId", "\(parsed.memberId)") }
-        if let id = delivery.properties.messageId { jobLog = jobLog.with("messageId", id) }
-        jobLog.info("job started", [("attempt", "\(JobProcessor.attempt(of: delivery))"),
-                                    ("redelivered", "\(delivery.redelivered)")])
+        if let parsed { jobLogger[metadataKey: "memberId"] = "\(parsed.memberId)" }
+        if let id = delivery.properties.messageId { jobLogger[metadataKey: "messageId"] = "\(id)" }
+        jobLogger.info("job started", metadata: ["attempt": "\(JobProcessor.attempt(of: delivery))", "redelivered": "\(delivery.redelivered)"])
         metrics.jobStarted()
         defer { metrics.jobEnded() }
 
-        let jobKey = OutputStore.jobKey(messageId: delivery.properties.messageId, body: delivery.body)
-        let outcome = keyedLocks.withLock(jobKey) { processor.process(delivery, log: jobLog) }
+        let outcome = keyedLocks.withLock(jobKey) { processor.process(delivery, logger: jobLogger) }
         guard claimSettlement(delivery) else {
-            jobLog.warning("job finished after it was requeued by the drain; the broker redelivers it")
+            jobLogger.warning("job finished after it was requeued by the drain; the broker redelivers it")
             return
         }
         defer { finishSettlement(delivery) }
-        settle(delivery, outcome, parsed: parsed, log: jobLog)
+        settle(delivery, outcome, parsed: parsed, logger: jobLogger)
     }
 
-    private func settle(_ delivery: AMQPDelivery, _ outcome: JobOutcome, parsed: Job?, log jobLog: WorkerLog) {
+    private func settle(_ delivery: AMQPDelivery, _ outcome: JobOutcome, parsed: Job?, logger jobLogger: Logger) {
         let names = configuration.queues
         var publishes: [AMQPOutgoingMessage] = []
         let outcomeName: String
@@ -308,31 +313,32 @@ public final class WorkerService: @unchecked Sendable {
             publishes = [eventMessage(event)]
             outcomeName = "succeeded"
             for (stage, ms) in event.durationsMs { metrics.observeStage(stage, seconds: ms / 1000) }
-            jobLog.info("job succeeded", [("model", event.modelPath ?? ""), ("vertices", "\(event.vertexCount ?? 0)"),
-                                          ("faces", "\(event.faceCount ?? 0)"), ("alreadyDone", "\(event.alreadyDone ?? false)"),
-                                          ("totalMs", String(format: "%.1f", event.durationsMs["total"] ?? 0))])
+            jobLogger.info("job succeeded", metadata: [
+                "model": "\(event.modelPath ?? "")", "vertices": "\(event.vertexCount ?? 0)", "faces": "\(event.faceCount ?? 0)",
+                "alreadyDone": "\(event.alreadyDone ?? false)", "totalMs": "\(String(format: "%.1f", event.durationsMs["total"] ?? 0))",
+            ])
         case .failed(let event, let failure):
             publishes = [eventMessage(event), deadLetterMessage(delivery, failure)]
             outcomeName = "failed"
             errorCode = failure.code
-            jobLog.warning("job failed permanently: dead-lettering", [("errorCode", failure.code), ("error", failure.message)])
+            jobLogger.warning("job failed permanently: dead-lettering", metadata: ["errorCode": "\(failure.code)", "error": "\(failure.message)"])
         case .retry(let delayIndex, let attempt, let failure):
             publishes = [retryMessage(delivery, failure, attempt: attempt,
                                       queue: configuration.retry.retryQueueName(workQueue: names.workQueue, delayIndex: delayIndex))]
             outcomeName = "retried"
             errorCode = failure.code
-            jobLog.warning("job failed transiently: retrying later",
-                           [("errorCode", failure.code), ("error", failure.message), ("attempt", "\(attempt)"),
-                            ("delaySeconds", "\(configuration.retry.delays[delayIndex])")])
+            jobLogger.warning("job failed transiently: retrying later",
+                              metadata: ["errorCode": "\(failure.code)", "error": "\(failure.message)", "attempt": "\(attempt)",
+                                         "delaySeconds": "\(configuration.retry.delays[delayIndex])"])
         }
         for message in publishes {
             if case .failure(let error) = publishAndWait(message) {
                 switch error {
                 case .connectionLost, .notConnected, .shutDown:
-                    jobLog.warning("publish not confirmed: connection lost; the broker redelivers the job",
-                                   [("exchange", message.exchange), ("error", "\(error)")])
+                    jobLogger.warning("publish not confirmed: connection lost; the broker redelivers the job",
+                                      metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
                 default:
-                    jobLog.error("publish not confirmed: requeueing the job", [("exchange", message.exchange), ("error", "\(error)")])
+                    jobLogger.error("publish not confirmed: requeueing the job", metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
                     Thread.sleep(forTimeInterval: 1)  // no hot loop when the broker keeps refusing
                     _ = settleAndWait { client.nack(delivery, requeue: true, onComplete: $0) }
                 }
@@ -342,7 +348,7 @@ public final class WorkerService: @unchecked Sendable {
         }
         let acked = settleAndWait { client.ack(delivery, onComplete: $0) }
         if acked != .sent {
-            jobLog.warning("ack not sent; the broker redelivers the job (the model is not made twice)", [("result", "\(acked)")])
+            jobLogger.warning("ack not sent; the broker redelivers the job (the model is not made twice)", metadata: ["result": "\(acked)"])
         }
         metrics.recordOutcome(outcomeName, errorCode: errorCode)
         if let parsed, outcomeName != "retried" {
@@ -436,27 +442,12 @@ final class ReadyCounter: @unchecked Sendable {
     }
 }
 
-/// Sends swift-log records (from the AMQP module) into the worker's JSON lines.
-struct WorkerLogHandler: LogHandler {
-    var log: WorkerLog
-    var metadata: Logging.Logger.Metadata = [:]
-    var logLevel: Logging.Logger.Level = .info
-
-    subscript(metadataKey key: String) -> Logging.Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let extra = event.metadata
-        let message = event.message
-        let mapped: WorkerLog.Level = switch event.level {
-        case .trace, .debug: .debug
-        case .info, .notice: .info
-        case .warning: .warning
-        case .error, .critical: .error
-        }
-        let pairs = (metadata.merging(extra ?? [:]) { $1 }).map { ($0.key, "\($0.value)") }.sorted { $0.0 < $1.0 }
-        log.log(mapped, message.description, pairs)
+extension Logger {
+    /// A copy naming the part of the worker that logs (`component` metadata), at `atLeast` or above.
+    func with(component: String, atLeast floor: Logger.Level = .trace) -> Logger {
+        var copy = self
+        copy[metadataKey: "component"] = "\(component)"
+        copy.logLevel = max(copy.logLevel, floor)
+        return copy
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Pipeline
 import UnixSignals
 import Worker
@@ -71,6 +72,10 @@ struct MeshWorker: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.configuration()
+        // The one place logging is set up: every line of the worker, its AMQP client, Hummingbird and
+        // ServiceGroup is a JSON object on standard error.
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: configuration.logLevel) }
+        let logger = Logger(label: "mesh-worker")
         let delay = boxDelay ?? ProcessInfo.processInfo.environment["WORKER_BOX_DELAY"].flatMap(Double.init) ?? 0
         let environment = ProcessInfo.processInfo.environment
         // The no-op benchmark mode never runs a job: no weights needed.
@@ -101,7 +106,13 @@ struct MeshWorker: AsyncParsableCommand {
             }
             generator = PipelineModelGenerator(engine: engine, options: pipeline)
         }
-        let service = WorkerService(configuration: configuration, generator: generator)
-        try await service.run(gracefulShutdownSignals: [.sigterm, .sigint])
+        let service = WorkerService(configuration: configuration, generator: generator, logger: logger)
+        do {
+            try await service.run(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            // Logged as JSON like everything else (e.g. the HTTP port cannot be bound), then exit 1.
+            logger.critical("mesh-worker stopped: \(error)")
+            throw ExitCode.failure
+        }
     }
 }

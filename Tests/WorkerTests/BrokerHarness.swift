@@ -1,9 +1,13 @@
 import AMQP
 import Fetch
 import Foundation
+import Logging
 import Testing
 import Worker
 import WorkerTestSupport
+
+/// JSON lines on standard error, as the executable logs; a worker sets its level from its configuration.
+let testLogger = Logger(label: "mesh-worker-test") { JSONLogHandler(label: $0, logLevel: .error) }
 
 /// The broker the tests talk to: `AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/`.
 let brokerURL = ProcessInfo.processInfo.environment["AMQP_URL"] ?? AMQPConfiguration.defaultURL
@@ -185,7 +189,7 @@ final class InProcessWorker: @unchecked Sendable {
 
     init(configuration: WorkerConfiguration, generator: any ModelGenerating = BoxModelGenerator()) {
         let service = WorkerService(configuration: configuration, generator: generator,
-                                    log: WorkerLog(minimumLevel: configuration.logLevel))
+                                    logger: testLogger)
         self.service = service
         task = Task.detached { try await service.run() }
     }

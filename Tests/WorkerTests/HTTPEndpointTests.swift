@@ -175,7 +175,7 @@ import Glibc
         var config = try harness.configuration(root: temporaryDirectory("http-bind"))
         config.httpHost = host  // 192.0.2.1: TEST-NET-1, on no interface here
         config.queues.workQueue = "\(harness.prefix).never-declared"
-        let service = WorkerService(configuration: config, generator: BoxModelGenerator(), log: WorkerLog(minimumLevel: .error))
+        let service = WorkerService(configuration: config, generator: BoxModelGenerator(), logger: testLogger)
         let error = try await #require(throws: HTTPEndpoints.BindError.self) { try await service.run() }
         #expect(error.host == host)
         #expect("\(error)".contains("cannot listen for HTTP on \(host):0"), "\(error)")
@@ -204,7 +204,7 @@ import Glibc
         let port = try #require(first.service.httpPort)
         var config = try harness.configuration(root: temporaryDirectory("http-second"))
         config.httpPort = port
-        let second = WorkerService(configuration: config, generator: BoxModelGenerator(), log: WorkerLog(minimumLevel: .error))
+        let second = WorkerService(configuration: config, generator: BoxModelGenerator(), logger: testLogger)
         let error = try await #require(throws: HTTPEndpoints.BindError.self) { try await second.run() }
         #expect("\(error)".contains("127.0.0.1:\(port)"), "\(error)")
         #expect(try httpGet(port: port, path: "/healthz").0 == 200)  // the first worker is untouched

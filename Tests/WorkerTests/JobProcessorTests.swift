@@ -61,13 +61,13 @@ let badJobMessages: [String: String] = [
         JobProcessor(store: OutputStore(root: root), fetcher: Fetcher(options: testFetchOptions),
                      generator: BoxModelGenerator(), retryPolicy: RetryPolicy(delays: [1, 2]))
     }
-    let log = WorkerLog(minimumLevel: .error)
+    let log = testLogger
 
     init() throws { try OutputStore(root: root).prepare() }
 
     @Test func successWritesImageAndModelAndRedeliveryDoesNotRegenerate() throws {
         let d = delivery(jobJSON(url: httpServer.url("/img/photo_1.png"), member: 99), messageId: "msg-ok")
-        guard case .succeeded(let event) = processor.process(d, log: log) else {
+        guard case .succeeded(let event) = processor.process(d, logger: log) else {
             Issue.record("expected success")
             return
         }
@@ -80,7 +80,7 @@ let badJobMessages: [String: String] = [
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(event.imagePath!).path))
 
         let hits = httpServer.hitCount("/img/photo_1.png")
-        guard case .succeeded(let again) = processor.process(d, log: log) else {
+        guard case .succeeded(let again) = processor.process(d, logger: log) else {
             Issue.record("expected success on redelivery")
             return
         }
@@ -94,7 +94,7 @@ let badJobMessages: [String: String] = [
     @Test func twoJobsInTheSameSecondKeepTheirOwnFiles() throws {
         let a = delivery(jobJSON(url: httpServer.url("/img/photo_0.jpg"), member: 5, timestamp: 1_704_729_600_100), messageId: "a")
         let b = delivery(jobJSON(url: httpServer.url("/img/photo_3.png"), member: 5, timestamp: 1_704_729_600_900), messageId: "b")
-        guard case .succeeded(let ea) = processor.process(a, log: log), case .succeeded(let eb) = processor.process(b, log: log) else {
+        guard case .succeeded(let ea) = processor.process(a, logger: log), case .succeeded(let eb) = processor.process(b, logger: log) else {
             Issue.record("expected two successes")
             return
         }
@@ -106,7 +106,7 @@ let badJobMessages: [String: String] = [
 
     @Test(arguments: badJobCases)
     func permanentFailures(json: String, code: String) throws {
-        guard case .failed(let event, let failure) = processor.process(delivery(json), log: log) else {
+        guard case .failed(let event, let failure) = processor.process(delivery(json), logger: log) else {
             Issue.record("expected a permanent failure for \(json)")
             return
         }
@@ -121,17 +121,17 @@ let badJobMessages: [String: String] = [
 
     @Test func transientFailuresRetryThenGiveUp() {
         let url = httpServer.url("/status/503")
-        guard case .retry(let index, let attempt, let failure) = processor.process(delivery(jobJSON(url: url, member: 3)), log: log) else {
+        guard case .retry(let index, let attempt, let failure) = processor.process(delivery(jobJSON(url: url, member: 3)), logger: log) else {
             Issue.record("expected a retry")
             return
         }
         #expect(index == 0 && attempt == 1 && failure.code == "http_503")
-        guard case .retry(let index2, let attempt2, _) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 1), log: log) else {
+        guard case .retry(let index2, let attempt2, _) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 1), logger: log) else {
             Issue.record("expected a second retry")
             return
         }
         #expect(index2 == 1 && attempt2 == 2)
-        guard case .failed(let event, let final) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 2), log: log) else {
+        guard case .failed(let event, let final) = processor.process(delivery(jobJSON(url: url, member: 3), attempts: 2), logger: log) else {
             Issue.record("expected the last attempt to fail permanently")
             return
         }
@@ -154,13 +154,13 @@ let badJobMessages: [String: String] = [
         for _ in 0..<4 { _ = try store.recordStart(stem: claim.stem) }
         var redelivered = delivery(json, messageId: "crashy")
         redelivered.redelivered = true
-        guard case .failed(_, let failure) = processor.process(redelivered, log: WorkerLog(minimumLevel: .error)) else {
+        guard case .failed(_, let failure) = processor.process(redelivered, logger: testLogger) else {
             Issue.record("expected a permanent failure")
             return
         }
         #expect(failure.code == "too_many_restarts")
         // A first delivery with the same history is still run (it is not a crash redelivery).
-        guard case .succeeded = processor.process(delivery(json, messageId: "crashy"), log: WorkerLog(minimumLevel: .error)) else {
+        guard case .succeeded = processor.process(delivery(json, messageId: "crashy"), logger: testLogger) else {
             Issue.record("expected success")
             return
         }

@@ -93,12 +93,63 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
         try worker.waitUntilConsuming()
         let line = try #require(worker.log.split(separator: "\n").first { $0.contains("HTTP endpoints listening") })
         let object = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        let port = try #require((object["port"] as? String).flatMap(UInt16.init))
+        let portText = try #require((object["metadata"] as? [String: Any])?["port"] as? String)
+        let port = try #require(UInt16(portText))
         #expect(port != 0)
         #expect(try httpGet(host: "::1", port: port, path: "/healthz").0 == 200)
         #expect(try httpGet(host: "127.0.0.1", port: port, path: "/readyz").0 == 200)
         worker.signal(SIGTERM)
         #expect(worker.waitForExit() == 0)
+    }
+
+    /// Every line the executable writes is one JSON object (timestamp, level, label, message,
+    /// metadata), and every line about a job names its member, delivery tag and job key.
+    @Test func logLinesAreJSONAndJobLinesCarryTheJobsMetadata() throws {
+        let harness = try BrokerHarness()
+        defer { harness.cleanup() }
+        let base = temporaryDirectory("json-logs")
+        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
+        environment["WORKER_LOG_LEVEL"] = "debug"
+        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        try worker.waitUntilConsuming()
+        try harness.publish(jobJSON(url: httpServer.url("/img/photo_2.jpg"), member: 4242), messageId: "\(harness.prefix)-logged")
+        try harness.publish(#"{"imageUrl":"http://e/a.jpg","memberId":"# + "\n", messageId: "\(harness.prefix)-garbled")
+        _ = try harness.events(atLeast: 2)
+        worker.signal(SIGTERM)
+        #expect(worker.waitForExit() == 0)
+
+        let lines = worker.log.split(separator: "\n")
+        #expect(lines.count >= 6, "\(worker.log)")
+        var records: [[String: Any]] = []
+        for line in lines {
+            let object = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not a JSON object: \(line)")
+            #expect(Set(object.keys) == ["timestamp", "level", "label", "message", "metadata"], "\(line)")
+            #expect((object["timestamp"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(line)")
+            #expect(["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(object["level"] as? String ?? ""))
+            #expect((object["label"] as? String)?.isEmpty == false, "\(line)")
+            #expect(object["metadata"] is [String: Any], "\(line)")
+            records.append(object)
+        }
+        func metadata(_ record: [String: Any]) -> [String: String] {
+            (record["metadata"] as? [String: Any] ?? [:]).compactMapValues { $0 as? String }
+        }
+        // The good job: started, downloaded (debug, from the processor), succeeded — all with its metadata.
+        let good = records.filter { metadata($0)["messageId"] == "\(harness.prefix)-logged" }
+        #expect(Set(good.compactMap { $0["message"] as? String }).isSuperset(of: ["job started", "downloaded", "job succeeded"]),
+                "\(good)")
+        for record in good {
+            #expect(metadata(record)["memberId"] == "4242")
+            #expect(metadata(record)["jobKey"] == "id:\(harness.prefix)-logged")
+            #expect(metadata(record)["deliveryTag"].flatMap(UInt64.init) != nil)
+        }
+        // A body that is not JSON has no member, but still its delivery tag and key.
+        let bad = try #require(records.first { metadata($0)["messageId"] == "\(harness.prefix)-garbled" && $0["message"] as? String == "job failed permanently: dead-lettering" })
+        #expect(metadata(bad)["memberId"] == nil)
+        #expect(metadata(bad)["jobKey"] == "id:\(harness.prefix)-garbled")
+        #expect(metadata(bad)["errorCode"] == "malformed_json")
+        #expect(metadata(bad)["deliveryTag"].flatMap(UInt64.init) != nil)
+        // The AMQP client logs through the same handler.
+        #expect(records.contains { metadata($0)["component"] == "amqp" }, "\(worker.log)")
     }
 
     @Test func anAddressItCannotBindEndsTheExecutableWithAClearError() throws {

@@ -3,6 +3,7 @@ import ArgumentParser
 import Fetch
 import Imaging
 import Foundation
+import Logging
 import MeshIO
 import Testing
 import Worker
@@ -360,5 +361,56 @@ func temporaryDirectory(_ label: String = "worker") -> URL {
         #expect(retry.deadLetterExchange == "")
         #expect(retry.deadLetterRoutingKey == "t1.upload.queue")
         #expect(config.topology.bindings.first?.exchange == "t1.upload.dlx")
+    }
+}
+
+/// Lines a `JSONLogHandler` wrote, collected in memory.
+final class LineCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    var lines: [String] { lock.withLock { collected } }
+    var sink: JSONLogHandler.Sink { JSONLogHandler.Sink { [self] line in lock.withLock { collected.append(line) } } }
+}
+
+@Suite struct JSONLogHandlerTests {
+    @Test func writesOneJSONObjectPerLineWithNestedMetadataAndEscapes() throws {
+        let collector = LineCollector()
+        var logger = Logger(label: "mesh-worker") { JSONLogHandler(label: $0, logLevel: .info, sink: collector.sink) }
+        logger[metadataKey: "memberId"] = "12345"
+        logger.debug("not written: below the level")
+        logger.info("a \"quoted\"\nmessage\u{1}", metadata: ["deliveryTag": "7", "nested": ["list": ["a", "2"]], "memberId": "6"])
+        logger.warning("second")
+        let lines = collector.lines
+        #expect(lines.count == 2)
+        #expect(lines.allSatisfy { $0.hasSuffix("}\n") && $0.filter { $0 == "\n" }.count == 1 })
+        let first = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["level"] as? String == "info")
+        #expect(first["label"] as? String == "mesh-worker")
+        #expect(first["message"] as? String == "a \"quoted\"\nmessage\u{1}")
+        let metadata = try #require(first["metadata"] as? [String: Any])
+        #expect(metadata["memberId"] as? String == "6")  // the call's metadata wins over the logger's
+        #expect(metadata["deliveryTag"] as? String == "7")
+        #expect(((metadata["nested"] as? [String: Any])?["list"] as? [String]) == ["a", "2"])
+        let second = try #require(JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])
+        #expect((second["metadata"] as? [String: String]) == ["memberId": "12345"])
+        #expect(second["level"] as? String == "warning")
+    }
+
+    @Test func timestampsAreUTCWithMilliseconds() {
+        #expect(JSONLogHandler.iso8601(Date(timeIntervalSince1970: 1_704_729_600.0425)) == "2024-01-08T16:00:00.042Z")
+        #expect(JSONLogHandler.iso8601(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test(arguments: [("warn", Logger.Level.warning), ("INFO", .info), ("trace", .trace), ("critical", .critical)])
+    func logLevelNames(name: String, level: Logger.Level) {
+        #expect(Logger.Level(name: name) == level)
+    }
+
+    @Test func anUnknownLogLevelIsRefused() throws {
+        #expect(Logger.Level(name: "verbose") == nil)
+        #expect(throws: ValidationError.self) {
+            _ = try MeshWorkerOptions.parse([]).configuration(environment: ["WORKER_LOG_LEVEL": "verbose"])
+        }
+        #expect(try MeshWorkerOptions.parse([]).configuration(environment: ["WORKER_LOG_LEVEL": "warn"]).logLevel == .warning)
     }
 }
