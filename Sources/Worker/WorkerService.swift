@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// The queue front: consumes the work queue, runs up to `poolSize` jobs at once on dedicated threads,
-/// and settles each one as the design says:
+/// and settles each one as `Settlement.decide` plans it:
 /// - success → result event (confirmed) → ack;
 /// - permanent failure → failure event (confirmed) → original body and properties republished to the
 ///   dead-letter exchange with `x-exception-message`, `x-error-code`, `x-original-exchange`,
@@ -303,104 +303,46 @@ public final class WorkerService: @unchecked Sendable {
         settle(delivery, outcome, parsed: parsed, logger: jobLogger)
     }
 
+    /// Carries out `Settlement.decide`: publishes (each confirmed), then the ack; logs and counts.
     private func settle(_ delivery: AMQPDelivery, _ outcome: JobOutcome, parsed: Job?, logger jobLogger: Logger) {
-        let names = configuration.queues
-        var publishes: [AMQPOutgoingMessage] = []
-        let outcomeName: String
-        var errorCode: String?
+        let plan = Settlement.decide(outcome, for: delivery, in: Settlement.Context(
+            queues: configuration.queues, retry: configuration.retry, now: Date(), worker: JobProcessor.workerName))
         switch outcome {
         case .succeeded(let event):
-            publishes = [eventMessage(event)]
-            outcomeName = "succeeded"
             for (stage, ms) in event.durationsMs { metrics.observeStage(stage, seconds: ms / 1000) }
             jobLogger.info("job succeeded", metadata: [
                 "model": "\(event.modelPath ?? "")", "vertices": "\(event.vertexCount ?? 0)", "faces": "\(event.faceCount ?? 0)",
                 "alreadyDone": "\(event.alreadyDone ?? false)", "totalMs": "\(String(format: "%.1f", event.durationsMs["total"] ?? 0))",
             ])
-        case .failed(let event, let failure):
-            publishes = [eventMessage(event), deadLetterMessage(delivery, failure)]
-            outcomeName = "failed"
-            errorCode = failure.code
+        case .failed(_, let failure):
             jobLogger.warning("job failed permanently: dead-lettering", metadata: ["errorCode": "\(failure.code)", "error": "\(failure.message)"])
         case .retry(let delayIndex, let attempt, let failure):
-            publishes = [retryMessage(delivery, failure, attempt: attempt,
-                                      queue: configuration.retry.retryQueueName(workQueue: names.workQueue, delayIndex: delayIndex))]
-            outcomeName = "retried"
-            errorCode = failure.code
             jobLogger.warning("job failed transiently: retrying later",
                               metadata: ["errorCode": "\(failure.code)", "error": "\(failure.message)", "attempt": "\(attempt)",
                                          "delaySeconds": "\(configuration.retry.delays[delayIndex])"])
         }
-        for message in publishes {
-            if case .failure(let error) = publishAndWait(message) {
-                switch error {
-                case .connectionLost, .notConnected, .shutDown:
-                    jobLogger.warning("publish not confirmed: connection lost; the broker redelivers the job",
-                                      metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
-                default:
-                    jobLogger.error("publish not confirmed: requeueing the job", metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
-                    Thread.sleep(forTimeInterval: 1)  // no hot loop when the broker keeps refusing
-                    _ = settleAndWait { client.nack(delivery, requeue: true, onComplete: $0) }
-                }
-                metrics.recordOutcome("requeued")
-                return
+        for message in plan.publishes {
+            guard case .failure(let error) = publishAndWait(message) else { continue }
+            switch Settlement.ifUnconfirmed(error) {
+            case .leaveForRedelivery:
+                jobLogger.warning("publish not confirmed: connection lost; the broker redelivers the job",
+                                  metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
+            case .nackAndRequeue(let pause):
+                jobLogger.error("publish not confirmed: requeueing the job", metadata: ["exchange": "\(message.exchange)", "error": "\(error)"])
+                Thread.sleep(forTimeInterval: pause)
+                _ = settleAndWait { client.nack(delivery, requeue: true, onComplete: $0) }
             }
+            metrics.recordOutcome("requeued")
+            return
         }
         let acked = settleAndWait { client.ack(delivery, onComplete: $0) }
         if acked != .sent {
             jobLogger.warning("ack not sent; the broker redelivers the job (the model is not made twice)", metadata: ["result": "\(acked)"])
         }
-        metrics.recordOutcome(outcomeName, errorCode: errorCode)
-        if let parsed, outcomeName != "retried" {
+        metrics.recordOutcome(plan.outcome, errorCode: plan.errorCode)
+        if let parsed, plan.outcome != "retried" {
             metrics.observeQueueToDone(seconds: Date().timeIntervalSince1970 - Double(parsed.timestamp) / 1000)
         }
-    }
-
-    // MARK: Messages
-
-    private func eventMessage(_ event: ResultEvent) -> AMQPOutgoingMessage {
-        AMQPOutgoingMessage(
-            exchange: configuration.queues.resultExchange, routingKey: event.routingKey, body: event.encoded(),
-            properties: AMQPProperties(contentType: "application/json", contentEncoding: "utf-8",
-                                       correlationId: event.correlationId, messageId: event.messageId,
-                                       timestamp: UInt64(Date().timeIntervalSince1970), type: event.routingKey,
-                                       appId: "mesh-worker"))
-    }
-
-    /// The original body and properties plus error headers (Spring's `RepublishMessageRecoverer` names).
-    private func deadLetterMessage(_ delivery: AMQPDelivery, _ failure: JobFailure) -> AMQPOutgoingMessage {
-        var properties = delivery.properties
-        properties.deliveryMode = .persistent
-        properties.headers["x-exception-message"] = .string(failure.message)
-        properties.headers["x-error-code"] = .string(failure.code)
-        properties.headers["x-failure-kind"] = .string(failure.kind.rawValue)
-        if properties.headers["x-original-exchange"] == nil {
-            properties.headers["x-original-exchange"] = .string(delivery.exchange)
-        }
-        if properties.headers["x-original-routingKey"] == nil {
-            properties.headers["x-original-routingKey"] = .string(delivery.routingKey)
-        }
-        properties.headers[RetryPolicy.attemptsHeader] = .int(Int64(JobProcessor.attempt(of: delivery)))
-        properties.headers["x-failed-at"] = .int(JobProcessor.nowMilliseconds())
-        properties.headers["x-worker"] = .string(JobProcessor.workerName)
-        return AMQPOutgoingMessage(exchange: configuration.queues.deadLetterExchange,
-                                   routingKey: configuration.queues.workQueue, body: delivery.body,
-                                   properties: properties, mandatory: true)
-    }
-
-    private func retryMessage(_ delivery: AMQPDelivery, _ failure: JobFailure, attempt: Int, queue: String) -> AMQPOutgoingMessage {
-        var properties = delivery.properties
-        properties.deliveryMode = .persistent
-        properties.headers[RetryPolicy.attemptsHeader] = .int(Int64(attempt))
-        properties.headers["x-last-error-code"] = .string(failure.code)
-        properties.headers["x-last-error-message"] = .string(failure.message)
-        if properties.headers["x-original-exchange"] == nil {
-            properties.headers["x-original-exchange"] = .string(delivery.exchange)
-        }
-        if properties.headers["x-original-routingKey"] == nil {
-            properties.headers["x-original-routingKey"] = .string(delivery.routingKey)
-        }
-        return AMQPOutgoingMessage(exchange: "", routingKey: queue, body: delivery.body, properties: properties, mandatory: true)
     }
 
     // MARK: Blocking bridges for pool threads
