@@ -30,6 +30,11 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     /// Present when the weights carry the scene head (`scene.weight` `[1, w4]`, `scene.bias` `[1]`): one
     /// logit per image, P(room view) = sigmoid(scene.weight · mean of the last encoder stage + scene.bias).
     public var sceneHead: SceneHead?
+    /// Calibration of the back surface, fitted on validation renders after training
+    /// (`Training/scripts/fit_thickness_gain.py`): the engine multiplies the network's thickness
+    /// (back − front) by it. A network trained with a squared error in log space regresses a
+    /// thickness it is unsure of towards zero, and its objects come out flat. Absent means 1.
+    public var thicknessGain: Double?
 
     /// How the scene head was made (informative; the tensors define it).
     public struct SceneHead: Sendable, Equatable, Codable {
@@ -58,6 +63,7 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
         case architecture, widths, mean, std, outputs, version
         case inputSize = "input_size", depthUnits = "depth_units", fovDegrees = "fov_degrees"
         case flipAverage = "flip_average", metricDepth = "metric_depth", sceneHead = "scene_head"
+        case thicknessGain = "thickness_gain"
     }
 
     /// The default configuration: widths [16, 32, 64, 128, 256], 256×256, ImageNet normalisation.
@@ -131,6 +137,9 @@ public struct MRDepthUNet: Sendable {
         }
         guard config.mean.count == 3, config.std.count == 3, config.std.allSatisfy({ $0 > 0 }) else {
             throw .malformedConfig(path: "mrdepth config", reason: "mean and std must have 3 entries (std > 0)")
+        }
+        if let gain = config.thicknessGain, !(gain > 0 && gain <= 100) {
+            throw .malformedConfig(path: "mrdepth config", reason: "thickness_gain must be in (0, 100], got \(gain)")
         }
         let reader = WeightReader(weights)
         func convBNReLU(_ prefix: String, _ cin: Int, _ cout: Int, stride: Int = 1) -> Conv2D {

@@ -404,6 +404,11 @@ public final class ImageTo3D: Sendable {
             for i in 0..<front.count { front[i] *= factor; back[i] *= factor }
             metric = true
         }
+        if case .mrdepth(let net) = shapeModel, let gain = net.config.thicknessGain, gain != 1 {
+            // The weights' calibrated thickness (see `MRDepthConfig.thicknessGain`).
+            let g = Float(gain)
+            for i in 0..<front.count { back[i] = front[i] + g * max(back[i] - front[i], 0) }
+        }
         let mask = FloatMap.resample(shape[2], width: sw, height: sh, to: mw, mh)
         var name = "mrdepth"
         if case .depthAnything = depthModel {
