@@ -290,8 +290,9 @@ public final class ImageTo3D: Sendable {
         guard interior.contains(true) else { return (front, back) }
         let rings = ringFill(&front, &back, width: w, height: h, sources: interior)
         let free = (0..<(w * h)).filter { inside[$0] && !interior[$0] }
-        let farthest = free.reduce(Int32(0)) { max($0, rings[$1] == Int32.max ? 0 : rings[$1]) }
-        guard !free.isEmpty, farthest > 1 else { return (front, back) }
+        // (every pixel has a ring: the interior is not empty and the grid is connected)
+        let farthest = free.map { rings[$0] }.max() ?? 0
+        guard farthest > 1 else { return (front, back) }
         relaxOnMask(&front, &back, width: w, height: h, free: free, inside: inside,
                     iterations: min(4 * Int(farthest) + 8, 1_000))
         _ = ringFill(&front, &back, width: w, height: h, sources: inside)
@@ -302,7 +303,7 @@ public final class ImageTo3D: Sendable {
 
     /// Fills every pixel that is not a source, ring by ring outwards from the sources (breadth-first
     /// over 8-neighbours), with the mean of its neighbours in earlier rings. Returns each pixel's ring
-    /// (0 for a source, `Int32.max` where no source reaches).
+    /// (0 for a source; `Int32.max` everywhere when there is none).
     private static func ringFill(_ front: inout [Float], _ back: inout [Float], width w: Int, height h: Int,
                                  sources: [Bool]) -> [Int32] {
         var ring = sources.map { $0 ? Int32(0) : Int32.max }

@@ -71,6 +71,16 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
 
 /// The built executable under signals: SIGKILL mid-job, SIGTERM with jobs in flight.
 @Suite(.serialized) struct WorkerProcessTests {
+    /// A `mesh-worker` process on `harness`'s names with one pool slot, the box engine without delay and
+    /// 5 s of drain grace, uploads and log in a fresh temporary folder named after `label`; `settings`
+    /// are added to (or replace) its environment.
+    func oneSlotWorker(_ label: String, _ harness: BrokerHarness, _ settings: [String: String]) throws -> WorkerProcess {
+        let base = temporaryDirectory(label)
+        let environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
+            .merging(settings) { $1 }
+        return try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+    }
+
     @Test func helpDocumentsEverySetting() throws {
         let help = try runCommand(try meshWorkerExecutable().path, ["--help"])
         for setting in ["AMQP_URL", "AMQP_USERNAME", "AMQP_PASSWORD", "AMQP_TLS_CA", "--pool-size", "UPLOADS_ROOT",
@@ -85,11 +95,7 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
     @Test func listensOnIPv6AndIPv4WithHTTPHostAny() throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let base = temporaryDirectory("http-any")
-        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
-        environment["WORKER_HTTP_HOST"] = "::"
-        environment["WORKER_HTTP_PORT"] = "0"
-        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        let worker = try oneSlotWorker("http-any", harness, ["WORKER_HTTP_HOST": "::", "WORKER_HTTP_PORT": "0"])
         try worker.waitUntilConsuming()
         let line = try #require(worker.log.split(separator: "\n").first { $0.contains("HTTP endpoints listening") })
         let object = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -107,10 +113,7 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
     @Test func logLinesAreJSONAndJobLinesCarryTheJobsMetadata() throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let base = temporaryDirectory("json-logs")
-        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
-        environment["WORKER_LOG_LEVEL"] = "debug"
-        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        let worker = try oneSlotWorker("json-logs", harness, ["WORKER_LOG_LEVEL": "debug"])
         try worker.waitUntilConsuming()
         try harness.publish(jobJSON(url: httpServer.url("/img/photo_2.jpg"), member: 4242), messageId: "\(harness.prefix)-logged")
         try harness.publish(#"{"imageUrl":"http://e/a.jpg","memberId":"# + "\n", messageId: "\(harness.prefix)-garbled")
@@ -155,11 +158,8 @@ func waitFor(_ what: String, timeout: Double = 30, _ condition: () throws -> Boo
     @Test func anAddressItCannotBindEndsTheExecutableWithAClearError() throws {
         let harness = try BrokerHarness()
         defer { harness.cleanup() }
-        let base = temporaryDirectory("http-unbindable")
-        var environment = harness.environment(root: base.appendingPathComponent("uploads"), poolSize: 1, boxDelay: 0, drainGrace: 5)
-        environment["WORKER_HTTP_HOST"] = "192.0.2.1"  // TEST-NET-1: on no interface here
-        environment["WORKER_HTTP_PORT"] = "0"
-        let worker = try WorkerProcess(environment: environment, logURL: base.appendingPathComponent("worker.log"))
+        // TEST-NET-1: on no interface here
+        let worker = try oneSlotWorker("http-unbindable", harness, ["WORKER_HTTP_HOST": "192.0.2.1", "WORKER_HTTP_PORT": "0"])
         let status = worker.waitForExit()
         #expect(status != nil && status != 0)
         #expect(worker.log.contains("cannot listen for HTTP on 192.0.2.1:0"), "\(worker.log)")
