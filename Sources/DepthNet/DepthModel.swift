@@ -127,11 +127,13 @@ public enum DepthModel: Sendable {
     }
 
     /// ``predict(_:workspace:)`` and, for weights with a scene head, each image's probability of being a
-    /// room view rather than an object photo (nil otherwise).
-    public func predictWithScene(_ input: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomProbabilities: [Float]?) {
+    /// room view rather than an object photo, and for weights with a scale head each image's factor from
+    /// relative to canonical-camera depth (nil otherwise).
+    public func predictWithScene(_ input: Tensor, workspace: Workspace) throws(DepthNetError)
+        -> (maps: Tensor, roomProbabilities: [Float]?, depthScales: [Float]?) {
         switch self {
         case .mrdepth(let model): try model.predictWithScene(input, workspace: workspace)
-        case .depthAnything(let model): (try model.forward(input, workspace: workspace), nil)
+        case .depthAnything(let model): (try model.forward(input, workspace: workspace), nil, nil)
         }
     }
 

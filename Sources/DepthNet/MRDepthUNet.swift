@@ -53,10 +53,25 @@ public struct MRDepthConfig: Sendable, Equatable, Codable {
     public struct MetricDepth: Sendable, Equatable, Codable {
         /// The canonical camera's focal length in network-input pixels.
         public var canonicalFocalPixels: Double
+        /// Present when the weights carry the scale head (`scale.weight` `[1, w4 + 2]`, `scale.bias`
+        /// `[1]`, fitted by `Training/scripts/fit_scale_head.py`): the front depth is relative and
+        /// × exp(scale head) makes it canonical-camera depth. Absent: the outputs are canonical depth.
+        public var scaleHead: ScaleHead?
 
-        public init(canonicalFocalPixels: Double) { self.canonicalFocalPixels = canonicalFocalPixels }
+        public init(canonicalFocalPixels: Double, scaleHead: ScaleHead? = nil) {
+            self.canonicalFocalPixels = canonicalFocalPixels
+            self.scaleHead = scaleHead
+        }
 
-        enum CodingKeys: String, CodingKey { case canonicalFocalPixels = "canonical_focal_px" }
+        enum CodingKeys: String, CodingKey { case canonicalFocalPixels = "canonical_focal_px", scaleHead = "scale_head" }
+    }
+
+    /// How the scale head was made (informative; the tensors define it).
+    public struct ScaleHead: Sendable, Equatable, Codable {
+        /// What it reads: `"mean of enc4"` and the mask's two size features (``MRDepthUNet/scaleFeatures(pooled:mask:height:width:)``).
+        public var features: String?
+
+        public init(features: String? = "mean of enc4") { self.features = features }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -126,6 +141,8 @@ public struct MRDepthUNet: Sendable {
     let headOut: Conv2D
     /// The scene head's weights (`w4` values) and bias, when the config has `scene_head`.
     let scene: (weight: [Float], bias: Float)?
+    /// The scale head's weights (`w4 + 2` values) and bias, when the config's `metric_depth` has `scale_head`.
+    let scale: (weight: [Float], bias: Float)?
 
     /// Builds the network from safetensors weights with PyTorch state-dict names.
     /// - Throws: ``DepthNetError/weightsMismatch(path:problems:)`` listing every missing or mis-shaped tensor,
@@ -163,6 +180,8 @@ public struct MRDepthUNet: Sendable {
                          outChannels: 3, inChannels: w[0], kernel: (1, 1))
         scene = config.sceneHead == nil ? nil
             : (reader.tensor("scene.weight", [1, w[4]]), reader.tensor("scene.bias", [1])[0])
+        scale = config.metricDepth?.scaleHead == nil ? nil
+            : (reader.tensor("scale.weight", [1, w[4] + 2]), reader.tensor("scale.bias", [1])[0])
         try reader.finish()
         self.config = config
     }
@@ -219,8 +238,9 @@ public struct MRDepthUNet: Sendable {
         try forwardWithScene(x, workspace: workspace).maps
     }
 
-    /// ``forward(_:workspace:)`` and the scene head's room logit per image (nil without a scene head).
-    public func forwardWithScene(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomLogits: [Float]?) {
+    /// ``forward(_:workspace:)``, the scene head's room logit per image (nil without a scene head) and
+    /// the pooled features the heads read (`N × w4`).
+    public func forwardWithScene(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomLogits: [Float]?, pooled: [[Float]]) {
         let (o, pooled) = try rawAndPooled(x, workspace: workspace)
         let plane = x.height * x.width
         for b in 0..<o.shape[0] {
@@ -231,7 +251,22 @@ public struct MRDepthUNet: Sendable {
                 mr_mrdepth_post(p + i, p + plane + i, p + 2 * plane + i, pixels.count)
             }
         }
-        return (o, scene.map { head in pooled.map { Self.logit(head, $0) } })
+        return (o, scene.map { head in pooled.map { Self.logit(head, $0) } }, pooled)
+    }
+
+    /// The scale head's input (`Training/mrdepth/model.py`, `scale_features`): the pooled features and,
+    /// of the mask plane (`height × width`, thresholded at 0.5), log(max(√covered fraction, 0.01)) and
+    /// log(max(fraction of the rows it spans, 0.01)).
+    public static func scaleFeatures(pooled: [Float], mask: UnsafePointer<Float>, height: Int, width: Int) -> [Float] {
+        var covered = 0, top = height, bottom = -1
+        for r in 0..<height {
+            var inRow = 0
+            for c in 0..<width where mask[r * width + c] >= 0.5 { inRow += 1 }
+            if inRow > 0 { covered += inRow; top = min(top, r); bottom = r }
+        }
+        let area = (Double(covered) / Double(max(height * width, 1))).squareRoot()
+        let span = Double(max(bottom - top + 1, 0)) / Double(max(height, 1))
+        return pooled + [Float(log(max(area, 0.01))), Float(log(max(span, 0.01)))]
     }
 
     static func logit(_ head: (weight: [Float], bias: Float), _ features: [Float]) -> Float {
@@ -248,20 +283,33 @@ public struct MRDepthUNet: Sendable {
     }
 
     /// ``predict(_:workspace:)`` and, with a scene head, each image's probability of being a room view
-    /// (with flip averaging: the mean of the two passes' logits, as the head is linear in the features).
-    public func predictWithScene(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError) -> (maps: Tensor, roomProbabilities: [Float]?) {
-        let (first, logits) = try forwardWithScene(x, workspace: ws)
-        func probabilities(_ l: [Float]?) -> [Float]? { l.map { $0.map { 1 / (1 + exp(-$0)) } } }
-        guard config.flipAverage == true else { return (first, probabilities(logits)) }
-        let (second, mirroredLogits) = try forwardWithScene(Ops.mirrorColumns(x, workspace: ws), workspace: ws)
-        let (rows, width) = (first.count / max(first.width, 1), first.width)
-        let a = first.base, b = second.base
-        for r in 0..<rows {
-            let row = r * width
-            for c in 0..<width { a[row + c] = 0.5 * (a[row + c] + b[row + width - 1 - c]) }
+    /// (with flip averaging: the mean of the two passes' logits, as the head is linear in the features);
+    /// with a scale head, each image's factor from the relative front depth to canonical-camera depth,
+    /// exp(scale head) of the (averaged) pooled features and the (averaged) mask.
+    public func predictWithScene(_ x: Tensor, workspace ws: Workspace) throws(DepthNetError)
+        -> (maps: Tensor, roomProbabilities: [Float]?, depthScales: [Float]?) {
+        let (maps, firstLogits, firstPooled) = try forwardWithScene(x, workspace: ws)
+        var logits = firstLogits, pooled = firstPooled
+        if config.flipAverage == true {
+            let (second, mirroredLogits, mirroredPooled) = try forwardWithScene(Ops.mirrorColumns(x, workspace: ws), workspace: ws)
+            let (rows, width) = (maps.count / max(maps.width, 1), maps.width)
+            let a = maps.base, b = second.base
+            for r in 0..<rows {
+                let row = r * width
+                for c in 0..<width { a[row + c] = 0.5 * (a[row + c] + b[row + width - 1 - c]) }
+            }
+            logits = logits.flatMap { l in mirroredLogits.map { m in zip(l, m).map { 0.5 * ($0 + $1) } } }
+            pooled = zip(pooled, mirroredPooled).map { p, m in zip(p, m).map { 0.5 * ($0 + $1) } }
         }
-        let averaged = logits.flatMap { l in mirroredLogits.map { m in zip(l, m).map { 0.5 * ($0 + $1) } } }
-        return (first, probabilities(averaged))
+        let probabilities = logits.map { $0.map { 1 / (1 + exp(-$0)) } }
+        let plane = maps.height * maps.width
+        let scales = scale.map { head in
+            pooled.indices.map { b in
+                exp(Self.logit(head, Self.scaleFeatures(pooled: pooled[b], mask: maps.base + (b * 3 + 2) * plane,
+                                                        height: maps.height, width: maps.width)))
+            }
+        }
+        return (maps, probabilities, scales)
     }
 
     /// Multiply-adds ×2 of one inference at `height × width` (convolutions only).

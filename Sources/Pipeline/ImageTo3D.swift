@@ -391,7 +391,7 @@ public final class ImageTo3D: Sendable {
     /// trained on metric depth (`metric_depth` in their config) give metres for a camera of
     /// vertical field of view `fieldOfView` (default: the options', else the weights').
     public func estimateDepth(_ photo: Image, options: PipelineOptions, fieldOfView: Float? = nil) throws(PipelineError) -> DepthEstimate {
-        let (shape, sw, sh, roomProbability) = try infer(shapeModel, photo, longSide: options.resolution)
+        let (shape, sw, sh, heads) = try infer(shapeModel, photo, longSide: options.resolution)
         let (mw, mh) = ImageTo3D.mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: sw, networkHeight: sh)
         var front = FloatMap.resample(shape[0], width: sw, height: sh, to: mw, mh)
         var back = FloatMap.resample(shape[1], width: sw, height: sh, to: mw, mh)
@@ -401,7 +401,8 @@ public final class ImageTo3D: Sendable {
             // (Depth Anything's front, below, is fitted to these and so is in metres too.)
             let fov = fieldOfView ?? options.fovDegrees ?? trainedFieldOfView
             let focal = Float(sh) / 2 / tan(fov * .pi / 360)
-            let factor = focal / Float(canonical.canonicalFocalPixels)
+            // Relative weights with a scale head: × exp(scale head) makes the front canonical depth.
+            let factor = focal / Float(canonical.canonicalFocalPixels) * (heads.depthScale ?? 1)
             for i in 0..<front.count { front[i] *= factor; back[i] *= factor }
             metric = true
         }
@@ -429,7 +430,7 @@ public final class ImageTo3D: Sendable {
         }
         return DepthEstimate(maps: DepthMaps(width: mw, height: mh, front: front, back: back, mask: mask),
                              networkWidth: sw, networkHeight: sh, depthModelName: name, metric: metric,
-                             roomProbability: roomProbability)
+                             roomProbability: heads.roomProbability)
     }
 
     /// The maps' size: the network's longer side kept, the other side giving the photo's aspect.
@@ -451,19 +452,28 @@ public final class ImageTo3D: Sendable {
         return width >= height ? (long, short) : (short, long)
     }
 
-    /// One inference: returns the output channels as planes, the input width/height and the scene
-    /// head's room probability (weights that have one).
-    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int, Float?) {
+    /// What the heads of one inference say (nil for weights without the head).
+    struct HeadOutputs {
+        /// The scene head's P(room view).
+        var roomProbability: Float?
+        /// The scale head's factor from relative to canonical-camera depth.
+        var depthScale: Float?
+    }
+
+    /// One inference: returns the output channels as planes, the input width/height and what the
+    /// weights' heads say.
+    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int, HeadOutputs) {
         let (w, h) = ImageTo3D.inputSize(model, width: photo.width, height: photo.height, longSide: longSide)
         let mean = model.mean, std = model.std
         let input = photo.resized(width: w, height: h)
             .planarFloats(mean: (mean[0], mean[1], mean[2]), std: (std[0], std[1], std[2]))
         let workspace = workspaces.take()
         defer { workspaces.give(workspace) }
-        let output: Tensor, room: Float?
+        let output: Tensor, heads: HeadOutputs
         do {
             let prediction = try model.predictWithScene(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace)
-            (output, room) = (prediction.maps, prediction.roomProbabilities?.first)
+            output = prediction.maps
+            heads = HeadOutputs(roomProbability: prediction.roomProbabilities?.first, depthScale: prediction.depthScales?.first)
         } catch {
             throw .model(error)
         }
@@ -471,9 +481,9 @@ public final class ImageTo3D: Sendable {
         let oh = output.shape[2], ow = output.shape[3]
         let plane = oh * ow
         let planes = (0..<output.shape[1]).map { c in Array(values[(c * plane)..<((c + 1) * plane)]) }
-        if oh == h && ow == w { return (planes, w, h, room) }
+        if oh == h && ow == w { return (planes, w, h, heads) }
         // A model whose output is not at input size (not ours): bring it to input size.
-        return (planes.map { FloatMap.resample($0, width: ow, height: oh, to: w, h) }, w, h, room)
+        return (planes.map { FloatMap.resample($0, width: ow, height: oh, to: w, h) }, w, h, heads)
     }
 
     // MARK: Files

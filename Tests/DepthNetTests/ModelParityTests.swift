@@ -81,26 +81,55 @@ struct ModelParityTests {
         #expect(try DepthModel.mrdepth(flipped).predict(x, workspace: Workspace()).toArray() == y)
     }
 
-    @Test("Scene head: room logits and flip-averaged maps match PyTorch; no head, no probability")
+    @Test("Scene and scale heads: room logits, depth scale and flip-averaged maps match PyTorch; no head, no value")
     func sceneHead() throws {
         let model = try DepthModel.load(directory: Fixtures.url("mrdepth-scene"))
         guard case .mrdepth(let net) = model else { Issue.record("detected \(model)"); return }
         #expect(net.config.sceneHead?.classes == ["object", "room"] && net.config.flipAverage == true)
+        #expect(net.config.metricDepth?.scaleHead != nil)
         let x = try Fixtures.file("mrdepth/input.safetensors").tensor("input")
         let outputs = try Fixtures.file("mrdepth-scene/output.safetensors")
         let logit = try outputs.values("room_logit")[0], flipLogit = try outputs.values("room_logit_flip")[0]
         let plain = try net.forwardWithScene(x, workspace: Workspace())
         let plainLogit = try #require(plain.roomLogits?.first)
         #expect(abs(plainLogit - logit) <= 1e-4 * max(1, abs(logit)), "logit \(plainLogit) vs \(logit)")
-        let (maps, probabilities) = try model.predictWithScene(x, workspace: Workspace())
+        let (maps, probabilities, scales) = try model.predictWithScene(x, workspace: Workspace())
         let probability = try #require(probabilities?.first)
         let expected = 1 / (1 + exp(-flipLogit))
         #expect(abs(probability - expected) <= 1e-5, "P(room) \(probability) vs \(expected)")
+        let scale = try #require(scales?.first), expectedScale = exp(try outputs.values("log_scale_flip")[0])
+        #expect(abs(scale / expectedScale - 1) <= 1e-5, "depth scale \(scale) vs \(expectedScale)")
+        #expect(abs(expectedScale - 1) > 0.1)     // the head is not the identity
         #expect(abs(logit - flipLogit) > 1e-2)    // the mirror pass changes it
         expectClose(maps, try outputs.values("output"), shape: outputs.shape("output"), "flip-averaged maps")
         // The same maps as without the head; weights without it give no probability.
         let headless = try DepthModel.load(directory: Fixtures.url("mrdepth"))
-        #expect(try headless.predictWithScene(x, workspace: Workspace()).roomProbabilities == nil)
+        let headlessPrediction = try headless.predictWithScene(x, workspace: Workspace())
+        #expect(headlessPrediction.roomProbabilities == nil && headlessPrediction.depthScales == nil)
+    }
+
+    @Test("A config asking for the scale head without its tensors is a weights mismatch")
+    func scaleHeadMissing() throws {
+        var config = try JSONDecoder().decode(MRDepthConfig.self, from: Data(contentsOf: Fixtures.url("mrdepth/mrdepth.json")))
+        config.metricDepth = .init(canonicalFocalPixels: 166.2769, scaleHead: .init())
+        #expect {
+            _ = try MRDepthUNet(config: config, weights: try Fixtures.file("mrdepth/mrdepth.safetensors"))
+        } throws: { error in
+            guard case DepthNetError.weightsMismatch(_, let problems) = error else { return false }
+            return problems.contains { $0.name == "scale.weight" }
+        }
+    }
+
+    @Test("The scale head's size features: square root of the covered fraction, rows spanned, both floored at 1 %")
+    func scaleFeatures() {
+        var mask = [Float](repeating: 0, count: 10 * 20)
+        for r in 2..<6 { for c in 5..<10 { mask[r * 20 + c] = 0.9 } }   // 4 rows × 5 columns of 200
+        let f = mask.withUnsafeBufferPointer { MRDepthUNet.scaleFeatures(pooled: [7], mask: $0.baseAddress!, height: 10, width: 20) }
+        #expect(f.count == 3 && f[0] == 7)
+        #expect(abs(f[1] - log(Float(0.1).squareRoot())) < 1e-6 && abs(f[2] - log(Float(0.4))) < 1e-6)
+        let empty = [Float](repeating: 0.2, count: 4)
+        let g = empty.withUnsafeBufferPointer { MRDepthUNet.scaleFeatures(pooled: [], mask: $0.baseAddress!, height: 2, width: 2) }
+        #expect(g.map { abs($0 - log(0.01)) < 1e-6 } == [true, true])
     }
 
     @Test("A config asking for the scene head without its tensors is a weights mismatch")

@@ -1,3 +1,4 @@
+import DepthNet
 import Foundation
 import Imaging
 import Meshing
@@ -203,6 +204,38 @@ struct SilhouetteTests {
         #expect(abs(ratio / expected - 1) < 0.1, "distance ratio \(ratio), expected \(expected)")
         // The committed weights are not metric: the size is unknown.
         #expect(try await Engine.run(image).summary.sizeSource == .unknown)
+    }
+
+    @Test("a scale head multiplies the metric depth: exp(bias) = 2 with zero weights doubles the model")
+    func scaleHead() async throws {
+        let weights = MeshTool.root.appendingPathComponent("Weights")
+        let stored = try SafeTensorsFile(contentsOf: weights.appendingPathComponent("mrdepth.safetensors"))
+        var tensors: [String: (shape: [Int], values: [Float])] = [:]
+        for name in stored.names where !name.hasPrefix("scale.") {
+            tensors[name] = (stored.entries[name]!.shape, try #require(try stored.floats(name)))
+        }
+        let w4 = try #require(tensors["enc4.conv2.bn.weight"]).shape[0]
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: weights.appendingPathComponent("mrdepth.json"))) as! [String: Any]
+        func engine(scaleHead: Bool) throws -> (ImageTo3D, URL) {
+            let dir = try MeshTool.scratch()
+            var t = tensors
+            config["metric_depth"] = ["canonical_focal_px": 166.2769] as [String: Any]
+            if scaleHead {
+                config["metric_depth"] = ["canonical_focal_px": 166.2769, "scale_head": ["features": "mean of enc4"]] as [String: Any]
+                t["scale.weight"] = ([1, w4 + 2], [Float](repeating: 0, count: w4 + 2))
+                t["scale.bias"] = ([1], [log(2)])
+            }
+            try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("mrdepth.json"))
+            try SafeTensorsFile.encode(t).write(to: dir.appendingPathComponent("mrdepth.safetensors"))
+            return (try ImageTo3D(weights: dir), dir)
+        }
+        let (plain, plainDir) = try engine(scaleHead: false), (scaled, scaledDir) = try engine(scaleHead: true)
+        defer { for d in [plainDir, scaledDir] { try? FileManager.default.removeItem(at: d) } }
+        let image = cutOut(width: 160, height: 120) { x, y in (50..<110).contains(x) && (20..<100).contains(y) }
+        let a = try await Engine.run(image, engine: plain), b = try await Engine.run(image, engine: scaled)
+        let sa = try #require(a.summary.size), sb = try #require(b.summary.size)
+        #expect(b.summary.sizeSource == .metricDepth)
+        #expect(abs(sb.height / sa.height - 2) < 1e-3, "\(sb.height) vs \(sa.height)")
     }
 
     @Test("the field of view comes from EXIF's 35 mm focal length when the photo has one")

@@ -13,6 +13,13 @@ Optional scene head (`scene_head=True`; `scene_head` in mrdepth.json): one logit
   room = sigmoid(scene.weight . mean_{h,w}(enc4 output) + scene.bias)   P(the photo is a room view)
 read by the engine's `--mode auto` (a room is meshed as a relief). With flip averaging the engine averages
 the pooled features of the two passes, i.e. the logits (the head is linear).
+
+Optional scale head (`scale_head=True`; `metric_depth.scale_head` in mrdepth.json): one value per image,
+  s = scale.weight . scale_features(pooled, mask) + scale.bias   log(canonical-camera depth / front)
+so that front x exp(s) is metric depth for a camera of 60 degrees vertical field of view (the engine
+multiplies by the photo's focal length over the canonical one). Its features are the scene head's pooled
+ones and two of the object's size in the picture (see `scale_features`): how large a thing looks and what
+it is give how far away it is. Fitted by scripts/fit_scale_head.py.
 """
 from __future__ import annotations
 
@@ -68,7 +75,7 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
 class MRDepthUNet(nn.Module):
     """Compact U-Net predicting front depth, back depth and foreground mask."""
 
-    def __init__(self, widths=DEFAULT_WIDTHS, scene_head: bool = False):
+    def __init__(self, widths=DEFAULT_WIDTHS, scene_head: bool = False, scale_head: bool = False):
         super().__init__()
         w = list(widths)
         assert len(w) == 5
@@ -84,6 +91,7 @@ class MRDepthUNet(nn.Module):
         self.dec1 = ConvPair(w[1] + w[0], w[0])
         self.head = Head(w[0])
         self.scene = nn.Linear(w[4], 1) if scene_head else None
+        self.scale = nn.Linear(w[4] + 2, 1) if scale_head else None
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """Raw head output o (N,3,H,W) for a normalised input."""
@@ -96,6 +104,10 @@ class MRDepthUNet(nn.Module):
     def scene_logit(self, pooled: torch.Tensor) -> torch.Tensor:
         """(N,) room logit from `pooled` features (requires scene_head)."""
         return self.scene(pooled)[:, 0]
+
+    def scale_log(self, features: torch.Tensor) -> torch.Tensor:
+        """(N,) log(canonical depth / front) from `scale_features` (requires scale_head)."""
+        return self.scale(features)[:, 0]
 
     def raw_and_pooled(self, x: torch.Tensor):
         """(raw head output o, pooled enc4 features) for a normalised input."""
@@ -120,6 +132,19 @@ class MRDepthUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.postprocess(self.raw(x))
+
+
+def scale_features(pooled: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, w4 + 2) scale head input: `pooled` (N, w4) and, of the mask (N, H, W) thresholded at 0.5,
+    log(max(sqrt(covered fraction), 0.01)) and log(max(fraction of the rows it spans, 0.01))."""
+    m = mask >= 0.5
+    area = m.float().mean((1, 2)).sqrt()
+    rows = m.any(2)
+    idx = torch.arange(m.shape[1], device=mask.device)
+    top = torch.where(rows, idx, m.shape[1]).min(1).values
+    bottom = torch.where(rows, idx, -1).max(1).values
+    span = (bottom - top + 1).clamp(min=0).float() / m.shape[1]
+    return torch.cat([pooled, area.clamp(min=0.01).log()[:, None], span.clamp(min=0.01).log()[:, None]], 1)
 
 
 def normalize(rgb01: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,9 @@ Outputs (all small, float32):
                              resize, pooling, norms, attention, activations)
   mrdepth/                   mrdepth.json + mrdepth.safetensors (f32), input.safetensors, output.safetensors
   mrdepth-f16/               the same weights stored as f16, with the f16 model's reference output
-  mrdepth-scene/             the mrdepth model + a scene head, flip-averaged (mrdepth.json has scene_head and
-                             flip_average): its flip-averaged maps and room logits (plain and flip-averaged)
+  mrdepth-scene/             the mrdepth model + a scene head and a scale head, flip-averaged (mrdepth.json has
+                             scene_head, metric_depth.scale_head and flip_average): its flip-averaged maps,
+                             room logits (plain and flip-averaged) and log depth scale (flip-averaged)
   dav2/                      a tiny Depth Anything V2 (config.json + model.safetensors with the published
                              tensor names), input.safetensors, output.safetensors
   dav2-bf16/                 the same tiny model stored as bf16, with its reference output
@@ -214,19 +215,22 @@ def make_mrdepth() -> None:
 
 
 def make_mrdepth_scene() -> None:
-    """The mrdepth fixture's weights plus a scene head (`scene.weight`, `scene.bias`), run flip-averaged."""
-    from mrdepth.model import MRDepthUNet
+    """The mrdepth fixture's weights plus a scene head (`scene.weight`, `scene.bias`) and a scale head
+    (`scale.weight`, `scale.bias`), run flip-averaged."""
+    from mrdepth.model import MRDepthUNet, scale_features
 
     src = FIXTURES / "mrdepth"
     from safetensors.torch import load_file
     state = load_file(str(src / "mrdepth.safetensors"))
     config = json.loads((src / "mrdepth.json").read_text())
     torch.manual_seed(8)
-    model = MRDepthUNet(MRDEPTH_WIDTHS, scene_head=True)
+    model = MRDepthUNet(MRDEPTH_WIDTHS, scene_head=True, scale_head=True)
     model.load_state_dict(state, strict=False)
     with torch.no_grad():
         model.scene.weight.normal_(0, 1.0)
         model.scene.bias.fill_(-0.3)
+        model.scale.weight.normal_(0, 0.3)
+        model.scale.bias.fill_(0.4)
     model.eval()
     x = load_file(str(src / "input.safetensors"))["input"]
     with torch.no_grad():
@@ -235,14 +239,18 @@ def make_mrdepth_scene() -> None:
         maps = 0.5 * (model.postprocess(y1) + model.postprocess(y2).flip(3))
         logit = model.scene_logit(p1)
         logit_flip = 0.5 * (logit + model.scene_logit(p2))
-    config = dict(config, flip_average=True, scene_head={"features": "mean of enc4", "classes": ["object", "room"]})
+        log_scale_flip = model.scale_log(scale_features(0.5 * (p1 + p2), maps[:, 2]))
+    config = dict(config, flip_average=True, scene_head={"features": "mean of enc4", "classes": ["object", "room"]},
+                  metric_depth={"canonical_focal_px": 166.2769, "scale_head": {"features": "mean of enc4"}})
     d = FIXTURES / "mrdepth-scene"
     d.mkdir(parents=True, exist_ok=True)
     (d / "mrdepth.json").write_text(json.dumps(config, indent=2) + "\n")
     stored = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     save_tensors(d / "mrdepth.safetensors", stored)
-    save_tensors(d / "output.safetensors", {"output": c(maps), "room_logit": c(logit), "room_logit_flip": c(logit_flip)})
-    print(f"mrdepth-scene: room logit {logit.item():.4f}, flip-averaged {logit_flip.item():.4f}")
+    save_tensors(d / "output.safetensors", {"output": c(maps), "room_logit": c(logit), "room_logit_flip": c(logit_flip),
+                                            "log_scale_flip": c(log_scale_flip)})
+    print(f"mrdepth-scene: room logit {logit.item():.4f}, flip-averaged {logit_flip.item():.4f}; "
+          f"log depth scale {log_scale_flip.item():.4f}")
 
 
 # Published Depth-Anything-V2 checkpoints use the transformers 4 attention names.

@@ -21,14 +21,15 @@ from safetensors.torch import load_file
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from mrdepth import metrics as M  # noqa: E402
 from mrdepth.dataset import load_shards  # noqa: E402
-from mrdepth.model import MRDepthUNet, normalize  # noqa: E402
+from mrdepth.model import MRDepthUNet, normalize, scale_features  # noqa: E402
 
 
 def load_model(weights, config=None):
     config = config or os.path.join(os.path.dirname(weights), "mrdepth.json")
     with open(config) as f:
         cfg = json.load(f)
-    model = MRDepthUNet(cfg["widths"], scene_head="scene_head" in cfg)
+    model = MRDepthUNet(cfg["widths"], scene_head="scene_head" in cfg,
+                        scale_head=bool((cfg.get("metric_depth") or {}).get("scale_head")))
     sd = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
@@ -86,11 +87,29 @@ def baselines(n, h, w):
     return {"constant": c, "ground_plane": gp}
 
 
-def real_photo(model, long_side=256, flip=False):
-    """Middlebury 2014 motorcycle (bundled with scikit-image): front-depth metrics on valid pixels.
+@torch.no_grad()
+def scale_inputs(model, rgb_uint8, size, bs=32):
+    """What the scale head reads, as the engine computes it (`mrdepth.model.scale_features` of the
+    flip-averaged pooled features and mask at the net input `size`), (N, w4 + 2), and the flip-averaged
+    front depth (N, H, W) at the render's own size."""
+    feats, fronts = [], []
+    for i in range(0, len(rgb_uint8), bs):
+        x = torch.from_numpy(np.ascontiguousarray(rgb_uint8[i:i + bs])).permute(0, 3, 1, 2).float() / 255.0
+        H, W = x.shape[2:]
+        x = normalize(F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True))
+        o1, p1 = model.raw_and_pooled(x)
+        o2, p2 = model.raw_and_pooled(x.flip(3))
+        o = 0.5 * (model.postprocess(o1) + model.postprocess(o2).flip(3))
+        front = F.interpolate(o[:, 0:1], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+        feats.append(scale_features(0.5 * (p1 + p2), o[:, 2]).numpy())
+        fronts.append(front.numpy())
+    return np.concatenate(feats), np.concatenate(fronts)
 
-    The photo is resized like the Swift pipeline does: long side = long_side, short side in proportion,
-    both rounded to multiples of 32."""
+
+def motorcycle(long_side=256):
+    """Middlebury 2014 motorcycle (bundled with scikit-image) resized like the Swift pipeline does (long
+    side = long_side, short side in proportion, both multiples of 32): (rgb, true depth in metres, valid
+    pixels, the photo's vertical field of view in degrees)."""
     import skimage.data as data
     from PIL import Image
 
@@ -102,6 +121,14 @@ def real_photo(model, long_side=256, flip=False):
     d = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((W, H), Image.NEAREST))
     valid = np.isfinite(d) & (d > 0)
     gt = np.where(valid, f * baseline_m / np.where(valid, d + doffs, 1.0), np.nan)
+    fov = 2 * np.degrees(np.arctan(left.shape[0] / 2 / f))
+    return img, gt, valid, float(fov)
+
+
+def real_photo(model, long_side=256, flip=False):
+    """The motorcycle's front-depth metrics on valid pixels (see `motorcycle`)."""
+    img, gt, valid, _ = motorcycle(long_side)
+    H, W = img.shape[:2]
     out = {}
     preds = {"model": predict(model, img[None], flip=flip)[0]}
     preds.update({k: v[0] for k, v in baselines(1, H, W).items()})
@@ -121,6 +148,16 @@ def metric_factor(cfg, infer_h, fov_degrees):
         return None
     focal = infer_h / 2 / np.tan(np.radians(np.asarray(fov_degrees, np.float64)) / 2)
     return focal / md["canonical_focal_px"]
+
+
+def head_scales(model, cfg, rgb_uint8, infer_size):
+    """Per image exp(scale head) for weights with a scale head (`metric_depth.scale_head`), else ones:
+    the factor from the network's relative front depth to canonical-camera depth."""
+    if not (cfg.get("metric_depth") or {}).get("scale_head"):
+        return np.ones(len(rgb_uint8))
+    x, _ = scale_inputs(model, rgb_uint8, tuple(infer_size))
+    with torch.no_grad():
+        return np.exp(model.scale_log(torch.from_numpy(x)).numpy().astype(np.float64))
 
 
 def metric_scores(pred_front, gt_front, mask, factor):
@@ -177,7 +214,8 @@ def main():
     out = {"heldout": res, "n": int(n), "size": [int(h), int(w)], "net_input": list(a.infer_size or (h, w)), "flip": flip}
     infer_h = a.infer_size[0] if a.infer_size else h
     if metric_factor(cfg, infer_h, 60.0) is not None and "target_size" in data:
-        ms = metric_scores(pred["model"][:, 0], data["front"], data["mask"], metric_factor(cfg, infer_h, data["fov"]))
+        factor = metric_factor(cfg, infer_h, data["fov"]) * head_scales(model, cfg, data["rgb"], a.infer_size or (h, w))
+        ms = metric_scores(pred["model"][:, 0], data["front"], data["mask"], factor)
         print(f"metric depth (field of view given): object size error median {ms['size_error_median']:.3f}, "
               f"within 15 % {ms['size_within_15pct']:.3f}, median ratio {ms['size_ratio_median']:.3f} ({ms['images']} images)")
         out["metric"] = ms
@@ -188,15 +226,9 @@ def main():
         print(table(rr, ["front_absrel", "front_d1"]))
         out["real_motorcycle"] = rr
         if metric_factor(cfg, img.shape[0], 60.0) is not None:
-            # The photo's own camera: focal 994.978 px at scikit-image's resolution.
-            import skimage.data as skd
-            left, _, disp = skd.stereo_motorcycle()
-            fov = 2 * np.degrees(np.arctan(left.shape[0] / 2 / 994.978))
-            from PIL import Image
-            d = np.asarray(Image.fromarray(disp.astype(np.float32)).resize((img.shape[1], img.shape[0]), Image.NEAREST))
-            valid = np.isfinite(d) & (d > 0)
-            gt = np.where(valid, 994.978 * 0.193001 / np.where(valid, d + 31.086, 1.0), np.nan)
-            ratio = float(np.median(p_real[0][valid] * metric_factor(cfg, img.shape[0], fov) / gt[valid]))
+            _, gt, valid, fov = motorcycle(long_side)
+            factor = metric_factor(cfg, img.shape[0], fov) * head_scales(model, cfg, img[None], img.shape[:2])[0]
+            ratio = float(np.median(p_real[0][valid] * factor / gt[valid]))
             print(f"real photo metric depth (its vertical field of view {fov:.1f} degrees given): median ratio {ratio:.3f}")
             out["real_motorcycle"]["metric_ratio"] = ratio
     if a.json:
