@@ -161,9 +161,6 @@ public final class Workspace {
 
     /// Starts a new peak measurement from the memory in use now.
     public func resetPeak() { pool.resetPeak() }
-
-    /// Frees the pooled buffers that are not in use.
-    public func trim() { pool.releaseAll() }
 }
 
 extension BufferPool {
