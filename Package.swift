@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Meshing", targets: ["Meshing"]),
         .library(name: "MeshIO", targets: ["MeshIO"]),
         .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "MeshCommands", targets: ["MeshCommands"]),
         .library(name: "AMQP", targets: ["AMQP"]),
         .executable(name: "mesh", targets: ["mesh"]),
         .executable(name: "mesh-worker", targets: ["mesh-worker"]),
@@ -59,12 +60,17 @@ let package = Package(
         .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging", "SeededRandom", "WorkerTestSupport"]),
         .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
 
-        // MARK: Pipeline (the engine) and the mesh command
+        // MARK: Pipeline (the engine), mesh's commands and the mesh executable
         .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport", "mesh"]),
-        .executableTarget(name: "mesh", dependencies: [
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport"]),
+        .target(name: "MeshCommands", dependencies: [
             "Meshing", "MeshIO", "Pipeline", "Imaging", "DepthNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "MeshCommandsTests", dependencies: [
+            "MeshCommands", "Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "mesh", dependencies: ["MeshCommands", "Pipeline"]),
 
         // MARK: Fetch, AMQP, Worker and mesh-worker
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),

@@ -23,15 +23,12 @@ public final class ImageTo3D: Sendable {
     private let workspaces = WorkspacePool()
 
     /// Loads the weights in `directory` (ours: `mrdepth.json` + `mrdepth.safetensors`; or a
-    /// Hugging Face Depth-Anything-V2 folder, in which case our own default weights are
-    /// loaded too, from `shapeWeights` or the default location, for the mask and back surface).
-    public init(weights directory: URL? = nil, shapeWeights: URL? = nil) throws(PipelineError) {
-        guard let directory = directory ?? ImageTo3D.defaultWeightsDirectory() else {
-            throw .invalidOptions("no weights found: pass --weights DIR or set MYROOM_WEIGHTS (searched: "
-                + ImageTo3D.weightSearchPath().map(\.path).joined(separator: ", ") + ")")
-        }
+    /// Hugging Face Depth-Anything-V2 folder, in which case the project's own weights in
+    /// `shapeWeights` are loaded too, for the mask and back surface), for the network to run on
+    /// `kernels`.
+    public init(weights directory: URL, shapeWeights: URL? = nil, kernels: KernelChoice = .automatic) throws(PipelineError) {
         let model: DepthModel
-        do { model = try DepthModel.load(directory: directory) } catch { throw .model(error) }
+        do { model = try DepthModel.load(directory: directory, kernels: kernels) } catch { throw .model(error) }
         weightsDirectory = directory
         depthModel = model
         switch model {
@@ -39,11 +36,11 @@ public final class ImageTo3D: Sendable {
             shapeModel = model
             trainedFieldOfView = Float(net.config.fovDegrees ?? 60)
         case .depthAnything:
-            guard let own = shapeWeights ?? ImageTo3D.defaultWeightsDirectory() else {
+            guard let own = shapeWeights else {
                 throw .invalidOptions("Depth Anything gives front depth only; the project's own weights (for the mask and back surface) were not found")
             }
             let shape: DepthModel
-            do { shape = try DepthModel.load(directory: own) } catch { throw .model(error) }
+            do { shape = try DepthModel.load(directory: own, kernels: kernels) } catch { throw .model(error) }
             guard case .mrdepth(let net) = shape else {
                 throw .invalidOptions("\(own.path) does not hold the project's own mrdepth weights")
             }
@@ -52,37 +49,20 @@ public final class ImageTo3D: Sendable {
         }
     }
 
+    /// Loads `weights`, or without them the project's own weights found on the environment's
+    /// search path (which also gives a Depth Anything folder its own weights), with its kernels.
+    public convenience init(weights directory: URL?, environment: EngineEnvironment) throws(PipelineError) {
+        guard let directory = directory ?? environment.ownWeights else {
+            throw .invalidOptions("no weights found: pass --weights DIR or set MYROOM_WEIGHTS (searched: "
+                + environment.weightSearchPath.map(\.path).joined(separator: ", ") + ")")
+        }
+        try self.init(weights: directory, shapeWeights: environment.ownWeights, kernels: environment.kernels)
+    }
+
     /// Sets the process-wide OpenBLAS thread count. A command running one photo at a time
     /// gives it every core; a worker running N pipelines at once on N cores sets 1.
     public static func setNetworkThreads(_ threads: Int) {
         BLASThreads.set(threads)
-    }
-
-    // MARK: Weights location
-
-    /// Where default weights are looked for, in order: `$MYROOM_WEIGHTS`; `Weights/` beside
-    /// the executable or up to four folders above it (a `swift build` tree); `Weights/` in
-    /// the current directory; the source checkout this was built from.
-    public static func weightSearchPath() -> [URL] {
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["MYROOM_WEIGHTS"], !env.isEmpty {
-            candidates.append(URL(fileURLWithPath: env))
-        }
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("Weights"))
-            candidates.append(dir.appendingPathComponent("share/myroom-3d/Weights"))
-            dir = dir.deletingLastPathComponent()
-        }
-        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Weights"))
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(source.appendingPathComponent("Weights"))
-        return candidates
-    }
-
-    /// The first folder on `weightSearchPath()` that holds `mrdepth.json`.
-    public static func defaultWeightsDirectory() -> URL? {
-        weightSearchPath().first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("mrdepth.json").path) }
     }
 
     // MARK: Running
