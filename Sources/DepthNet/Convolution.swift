@@ -143,7 +143,7 @@ public struct Conv2D: Sendable {
                 let src = x.base + b * inChannels * h * w
                 let dst = y.base + b * outChannels * oh * ow
                 if groups == inChannels && groups == outChannels && groups > 1 {
-                    depthwise(src, h, w, wp.baseAddress!, dst, oh, ow)
+                    depthwise(src, h, w, wp.baseAddress!, dst, oh, ow, threads: workspace.loopThreads)
                 } else {
                     for g in 0..<groups {
                         gemmConvolution(group: g, src, h, w, wp.baseAddress!, dst, oh, ow, workspace,
@@ -152,7 +152,7 @@ public struct Conv2D: Sendable {
                 }
             }
         }
-        if !fused { applyBiasActivation(y, bias: bias, activation: activation) }
+        if !fused { applyBiasActivation(y, bias: bias, activation: activation, threads: workspace.loopThreads) }
         return y
     }
 
@@ -174,7 +174,7 @@ public struct Conv2D: Sendable {
         let (hp, wp) = (height + 2 * padding, width + 2 * padding)
         let t = workspace.make([1, inChannels, hp, wp])
         let pad = padding
-        Parallel.forEach(inChannels, minimumWork: hp * wp / 8) { c in
+        Parallel.forEach(inChannels, threads: workspace.loopThreads, minimumWork: hp * wp / 8) { c in
             let plane = t.base + c * hp * wp
             plane.update(repeating: 0, count: pad * wp)
             (plane + (hp - pad) * wp).update(repeating: 0, count: pad * wp)
@@ -273,7 +273,7 @@ public struct Conv2D: Sendable {
             let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []
-            let chunks = Parallel.maximumChunks
+            let chunks = workspace.loopThreads
             let offsets = workspace.make([chunks * k])       // room for k Int32 offsets per chunk
             var input = mr_conv_prepared(src: prepared.map { UnsafePointer($0.base) } ?? groupSrc, cin: Int32(cin),
                                          hp: Int32(hp), wq: Int32(wq), kh: Int32(kernelHeight), kw: Int32(kernelWidth),
@@ -336,7 +336,7 @@ public struct Conv2D: Sendable {
         if let epilogue {
             // Vector kernel, implicit GEMM: each task gathers the patches of 32 output positions
             // at a time into a small scratch panel (hot in cache) and multiplies it at once.
-            let chunks = Parallel.maximumChunks
+            let chunks = workspace.loopThreads
             let scratch = workspace.make([chunks * k * 33])   // per chunk: a k × 32 panel + k offsets
             let size = mr_packed_size(Int32(cout), Int32(k))
             var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
@@ -378,7 +378,7 @@ public struct Conv2D: Sendable {
         var row0 = 0
         while row0 < oh {
             let rows = min(rowsPerBlock, oh - row0)
-            im2col(groupSrc, cin, h, w, column.base, row0, rows, ow)
+            im2col(groupSrc, cin, h, w, column.base, row0, rows, ow, threads: workspace.loopThreads)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(rows * ow), Int32(k),
                         1, groupWeights, Int32(k), column.base, Int32(rows * ow), 0,
                         groupDst + row0 * ow, Int32(oh * ow))
@@ -389,10 +389,10 @@ public struct Conv2D: Sendable {
     /// Writes the patches for output rows `row0 ..< row0+rows` as a `[cin·kh·kw, rows·ow]` matrix.
     private func im2col(
         _ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int,
-        _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int
+        _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int, threads: Int
     ) {
         let n = rows * ow
-        Parallel.forEach(cin, minimumWork: kernelHeight * kernelWidth * n) { c in
+        Parallel.forEach(cin, threads: threads, minimumWork: kernelHeight * kernelWidth * n) { c in
             let plane = src + c * h * w
             var r = c * kernelHeight * kernelWidth
             for ky in 0..<kernelHeight {
@@ -431,7 +431,7 @@ public struct Conv2D: Sendable {
     private func prepare(_ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int, _ workspace: Workspace) -> Tensor {
         let hp = h + 2 * padding, wp = w + 2 * padding, wq = (wp + stride - 1) / stride
         let out = workspace.make([stride, cin, hp, wq])
-        Parallel.forEach(stride * cin, minimumWork: hp * wq) { pc in
+        Parallel.forEach(stride * cin, threads: workspace.loopThreads, minimumWork: hp * wq) { pc in
             let phase = pc / cin, c = pc % cin
             mr_prepare_plane(src + c * h * w, Int32(h), Int32(w), Int32(padding), Int32(stride), Int32(phase),
                              Int32(hp), Int32(wq), out.base + pc * hp * wq)
@@ -441,10 +441,10 @@ public struct Conv2D: Sendable {
 
     private func depthwise(
         _ src: UnsafePointer<Float>, _ h: Int, _ w: Int, _ weights: UnsafePointer<Float>,
-        _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int
+        _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int, threads: Int
     ) {
         let kk = kernelHeight * kernelWidth
-        Parallel.forEach(inChannels, minimumWork: oh * ow * kk) { c in
+        Parallel.forEach(inChannels, threads: threads, minimumWork: oh * ow * kk) { c in
             let plane = src + c * h * w
             let out = dst + c * oh * ow
             let kernel = weights + c * kk
@@ -514,7 +514,7 @@ public struct ConvTranspose2D: Sendable {
                             1, wp.baseAddress!, Int32(rowsK), x.base + b * inChannels * h * w, Int32(h * w),
                             0, column.base, Int32(h * w))
                 let out = y.base + b * outChannels * oh * ow
-                Parallel.forEach(outChannels, minimumWork: kernelHeight * kernelWidth * h * w) { c in
+                Parallel.forEach(outChannels, threads: workspace.loopThreads, minimumWork: kernelHeight * kernelWidth * h * w) { c in
                     var r = c * kernelHeight * kernelWidth
                     for ky in 0..<kernelHeight {
                         for kx in 0..<kernelWidth {
@@ -534,19 +534,19 @@ public struct ConvTranspose2D: Sendable {
                 }
             }
         }
-        applyBiasActivation(y, bias: bias, activation: activation)
+        applyBiasActivation(y, bias: bias, activation: activation, threads: workspace.loopThreads)
         return y
     }
 }
 
 /// Adds a per-channel bias to an NCHW tensor and applies `activation`, in place.
-func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation) {
+func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation, threads: Int) {
     let channels = y.shape[1]
     let plane = y.count / (y.shape[0] * channels)
     let batches = y.shape[0]
     let zeros = [Float](repeating: 0, count: 0)
     (bias ?? zeros).withUnsafeBufferPointer { bp in
-        Parallel.forEach(batches * channels, minimumWork: plane) { bc in
+        Parallel.forEach(batches * channels, threads: threads, minimumWork: plane) { bc in
             let c = bc % channels
             do {
                 let p = y.base + bc * plane

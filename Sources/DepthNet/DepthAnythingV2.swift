@@ -351,7 +351,7 @@ public struct DepthAnythingV2: Sendable {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(out), Int32(n), Int32(c),
                         1, w.baseAddress!, Int32(c), tokens.base + c, Int32(c), 0, map.base, Int32(n))
         }
-        applyBiasActivation(map, bias: projection.bias, activation: .identity)
+        applyBiasActivation(map, bias: projection.bias, activation: .identity, threads: ws.loopThreads)
         return map
     }
 

@@ -143,7 +143,7 @@ public enum Ops {
         let y = workspace.make([n, c, oh, ow])
         let ys = linearTaps(input: h, output: oh, alignCorners: alignCorners)
         let xs = linearTaps(input: w, output: ow, alignCorners: alignCorners)
-        resizeBilinear(x, into: y.base, ys: ys, xs: xs, kernels: kernels)
+        resizeBilinear(x, into: y.base, ys: ys, xs: xs, kernels: kernels, threads: workspace.loopThreads)
         return y
     }
 
@@ -151,7 +151,7 @@ public enum Ops {
     /// Plane `p` starts at `out + p · planeStride` (default: `oh · ow`), rows `rowStride` apart
     /// (default: `ow`): a padded layout can be filled in place.
     static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap],
-                               rowStride: Int? = nil, planeStride: Int? = nil, kernels: KernelChoice) {
+                               rowStride: Int? = nil, planeStride: Int? = nil, kernels: KernelChoice, threads: Int) {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let (oh, ow) = (ys.count, xs.count)
         let rowStride = rowStride ?? ow, planeStride = planeStride ?? oh * ow
@@ -159,7 +159,7 @@ public enum Ops {
         let exactDouble = ow == 2 * w && w > 1 && xs[0].t == 0 && xs[1].i0 == 0 && xs[1].t == 0.25 && xs[2].i0 == 0
         // Vertical blend of the two source rows first (a contiguous, vectorisable loop), then
         // the horizontal taps on that one row.
-        let chunks = Parallel.maximumChunks, level = kernels.vectorLevel
+        let chunks = max(1, threads), level = kernels.vectorLevel
         withUnsafeTemporaryAllocation(of: Float.self, capacity: w * chunks) { scratch in
         let blended = scratch.baseAddress!
         ys.withUnsafeBufferPointer { ys in xs.withUnsafeBufferPointer { xs in
@@ -197,8 +197,9 @@ public enum Ops {
         let (oh, ow) = (skip.height, skip.width)
         let y = workspace.make([1, x.channels + skip.channels, oh, ow])
         resizeBilinear(x, into: y.base, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
-                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), kernels: kernels)
-        copyPlanes(skip, into: y.base + x.channels * oh * ow, rowStride: ow, planeStride: oh * ow)
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), kernels: kernels,
+                       threads: workspace.loopThreads)
+        copyPlanes(skip, into: y.base + x.channels * oh * ow, rowStride: ow, planeStride: oh * ow, threads: workspace.loopThreads)
         return y
     }
 
@@ -207,7 +208,7 @@ public enum Ops {
     /// ``Conv2D/makePaddedInput(height:width:activation:workspace:)``), saving the next
     /// convolution its padded copy.
     public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, intoPadded out: Tensor, padding: Int,
-                                      kernels: KernelChoice = .automatic) {
+                                      kernels: KernelChoice = .automatic, workspace: Workspace) {
         let (oh, ow) = (skip.height, skip.width)
         let (hp, wp) = (oh + 2 * padding, ow + 2 * padding)
         precondition(x.shape[0] == 1 && skip.shape[0] == 1 && out.shape == [1, x.channels + skip.channels, hp, wp],
@@ -215,14 +216,14 @@ public enum Ops {
         let interior = out.base + padding * wp + padding
         resizeBilinear(x, into: interior, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
                        xs: linearTaps(input: x.width, output: ow, alignCorners: false), rowStride: wp, planeStride: hp * wp,
-                       kernels: kernels)
-        copyPlanes(skip, into: interior + x.channels * hp * wp, rowStride: wp, planeStride: hp * wp)
+                       kernels: kernels, threads: workspace.loopThreads)
+        copyPlanes(skip, into: interior + x.channels * hp * wp, rowStride: wp, planeStride: hp * wp, threads: workspace.loopThreads)
     }
 
     /// ``resizeBilinear(_:height:width:alignCorners:workspace:)`` written into the interior of a
     /// zero-bordered padded buffer `[N, C, height + 2·padding, width + 2·padding]`.
     public static func resizeBilinear(_ x: Tensor, alignCorners: Bool, intoPadded out: Tensor, padding: Int,
-                                      kernels: KernelChoice = .automatic) {
+                                      kernels: KernelChoice = .automatic, workspace: Workspace) {
         let (hp, wp) = (out.height, out.width)
         let (oh, ow) = (hp - 2 * padding, wp - 2 * padding)
         precondition(out.shape[0] == x.shape[0] && out.channels == x.channels && oh > 0 && ow > 0,
@@ -230,13 +231,13 @@ public enum Ops {
         resizeBilinear(x, into: out.base + padding * wp + padding,
                        ys: linearTaps(input: x.height, output: oh, alignCorners: alignCorners),
                        xs: linearTaps(input: x.width, output: ow, alignCorners: alignCorners), rowStride: wp, planeStride: hp * wp,
-                       kernels: kernels)
+                       kernels: kernels, threads: workspace.loopThreads)
     }
 
     /// Copies every plane of `x` into `out`, plane `p` at `out + p · planeStride`, rows `rowStride` apart.
-    static func copyPlanes(_ x: Tensor, into out: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int) {
+    static func copyPlanes(_ x: Tensor, into out: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int, threads: Int) {
         let (planes, h, w) = (x.shape[0] * x.channels, x.height, x.width)
-        Parallel.forEach(planes, minimumWork: h * w / 8) { p in
+        Parallel.forEach(planes, threads: threads, minimumWork: h * w / 8) { p in
             let src = x.base + p * h * w, dst = out + p * planeStride
             if rowStride == w {
                 dst.update(from: src, count: h * w)

@@ -199,7 +199,7 @@ public struct MRDepthUNet: Sendable {
             if y.shape[0] == 1, let padded = block.conv1.makePaddedInput(height: skip.height, width: skip.width,
                                                                          activation: .relu, workspace: ws) {
                 // Upsample and concatenate straight into conv1's zero-padded input.
-                Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding, kernels: kernels)
+                Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding, kernels: kernels, workspace: ws)
                 y = block(padded, inputIsPadded: true, height: skip.height, width: skip.width, workspace: ws)
             } else {
                 let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, kernels: kernels, workspace: ws) : Ops.concatChannels(
@@ -209,7 +209,7 @@ public struct MRDepthUNet: Sendable {
             }
         }
         if y.shape[0] == 1, let padded = headConv.makePaddedInput(height: x.height, width: x.width, activation: .relu, workspace: ws) {
-            Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding, kernels: kernels)
+            Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding, kernels: kernels, workspace: ws)
             y = headConv(padded: padded, height: x.height, width: x.width, activation: .relu, workspace: ws)
         } else {
             y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, kernels: kernels, workspace: ws)
@@ -230,7 +230,7 @@ public struct MRDepthUNet: Sendable {
         for b in 0..<o.shape[0] {
             let p = o.base + b * 3 * plane
             // front = exp(o0), back = front·(1 + softplus(o1)), mask = sigmoid(o2), vectorised in C.
-            Parallel.forEachChunk(plane, limit: Parallel.maximumChunks, minimumWork: 4) { _, pixels in
+            Parallel.forEachChunk(plane, limit: workspace.loopThreads, minimumWork: 4) { _, pixels in
                 let i = pixels.lowerBound
                 mr_mrdepth_post(level, p + i, p + plane + i, p + 2 * plane + i, pixels.count)
             }

@@ -50,7 +50,7 @@ public struct Linear: Sendable {
         } else {
             multiplyPacked(x, rows: rows, into: y, workspace: workspace)
         }
-        Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: outFeatures) { _, range in
+        Parallel.forEachChunk(rows, limit: workspace.loopThreads, minimumWork: outFeatures) { _, range in
             addRowBias(y.base + range.lowerBound * outFeatures, rows: range.count, columns: outFeatures, bias: bias,
                        activation: activation)
         }
@@ -74,11 +74,11 @@ func packedProduct(level: Int32, rows: Int, k: Int, n: Int, a: UnsafePointer<Flo
     let packedA = workspace.make([mr_packed_size(Int32(rows), Int32(k))])
     let blockRows = 96
     let blocks = (rows + blockRows - 1) / blockRows
-    Parallel.forEach(blocks, minimumWork: blockRows * k) { block in
+    Parallel.forEach(blocks, threads: workspace.loopThreads, minimumWork: blockRows * k) { block in
         let r0 = block * blockRows, count = min(blockRows, rows - r0)
         mr_pack_a(Int32(count), Int32(k), a + r0 * lda, Int32(lda), packedA.base + r0 * k)
     }
-    Parallel.forEach(blocks, minimumWork: blockRows * k * n / 16) { block in
+    Parallel.forEach(blocks, threads: workspace.loopThreads, minimumWork: blockRows * k * n / 16) { block in
         let r0 = block * blockRows, count = min(blockRows, rows - r0)
         for p in 0..<((n + 31) / 32) {
             mr_gemm_packed(level, Int32(count), Int32(k), 0, Int32(min(32, n - p * 32)), packedA.base + r0 * k,
@@ -186,14 +186,14 @@ public struct MultiHeadAttention: Sendable {
                 mr_pack_b(Int32(headDim), Int32(tokens), k, 1, 3 * dim, packedKeys.base)
                 packedProduct(level: kernels.gemmLevel, rows: tokens, k: headDim, n: tokens, a: q, lda: 3 * dim, packedB: packedKeys.base,
                               c: scores.base, ldc: tokens, workspace: workspace)
-                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels)
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels, threads: workspace.loopThreads)
                 mr_pack_b(Int32(tokens), Int32(headDim), v, 3 * dim, 1, packedValues.base)
                 packedProduct(level: kernels.gemmLevel, rows: tokens, k: tokens, n: headDim, a: scores.base, lda: tokens, packedB: packedValues.base,
                               c: context.base + h * headDim, ldc: dim, workspace: workspace)
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(tokens), Int32(headDim),
                             1, q, stride, k, stride, 0, scores.base, Int32(tokens))
-                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels)
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels, threads: workspace.loopThreads)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(headDim), Int32(tokens),
                             1, scores.base, Int32(tokens), v, stride, 0, context.base + h * headDim, Int32(dim))
             }
@@ -203,8 +203,9 @@ public struct MultiHeadAttention: Sendable {
 }
 
 /// Softmax of `scale`·x over every row of a `[rows, columns]` matrix, in place.
-func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scale: Float = 1, kernels: KernelChoice) {
-    Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: columns * 8) { _, range in
+func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scale: Float = 1, kernels: KernelChoice,
+                 threads: Int) {
+    Parallel.forEachChunk(rows, limit: threads, minimumWork: columns * 8) { _, range in
         mr_softmax_rows(kernels.vectorLevel, m + range.lowerBound * columns, range.count, columns, scale)
     }
 }

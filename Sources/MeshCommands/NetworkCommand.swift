@@ -58,7 +58,7 @@ struct NetworkCommand: MeshSubcommand {
         guard side % model.sizeMultiple == 0 else {
             throw ValidationError("--size \(side) is not a multiple of \(model.sizeMultiple)")
         }
-        let workspace = Workspace()
+        let workspace = Workspace(threads: threads)
         var bytes = Data()
         for path in images {
             let decoded: DecodedImage

@@ -371,7 +371,7 @@ public final class ImageTo3D: Sendable {
     /// trained on metric depth (`metric_depth` in their config) give metres for a camera of
     /// vertical field of view `fieldOfView` (default: the options', else the weights').
     public func estimateDepth(_ photo: Image, options: PipelineOptions, fieldOfView: Float? = nil) throws(PipelineError) -> DepthEstimate {
-        let (shape, sw, sh, roomProbability) = try infer(shapeModel, photo, longSide: options.resolution)
+        let (shape, sw, sh, roomProbability) = try infer(shapeModel, photo, longSide: options.resolution, threads: options.threads)
         let (mw, mh) = ImageTo3D.mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: sw, networkHeight: sh)
         var front = FloatMap.resample(shape[0], width: sw, height: sh, to: mw, mh)
         var back = FloatMap.resample(shape[1], width: sw, height: sh, to: mw, mh)
@@ -395,7 +395,7 @@ public final class ImageTo3D: Sendable {
         if case .depthAnything = depthModel {
             // Front depth from Depth Anything (relative inverse depth), aligned by least
             // squares in disparity space to ours; the back keeps our thickness ratio.
-            let (out, dw, dh, _) = try infer(depthModel, photo, longSide: nil)
+            let (out, dw, dh, _) = try infer(depthModel, photo, longSide: nil, threads: options.threads)
             let disparity = FloatMap.resample(out[0], width: dw, height: dh, to: mw, mh)
             let target = front.map { 1 / max($0, 1e-6) }
             let (s, t) = FloatMap.fitScaleShift(disparity, to: target)
@@ -433,13 +433,14 @@ public final class ImageTo3D: Sendable {
 
     /// One inference: returns the output channels as planes, the input width/height and the scene
     /// head's room probability (weights that have one).
-    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int, Float?) {
+    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?, threads: Int) throws(PipelineError) -> ([[Float]], Int, Int, Float?) {
         let (w, h) = ImageTo3D.inputSize(model, width: photo.width, height: photo.height, longSide: longSide)
         let mean = model.mean, std = model.std
         let input = photo.resized(width: w, height: h)
             .planarFloats(mean: (mean[0], mean[1], mean[2]), std: (std[0], std[1], std[2]))
         let workspace = workspaces.take()
         defer { workspaces.give(workspace) }
+        workspace.threads = threads
         let output: Tensor, room: Float?
         do {
             let prediction = try model.predictWithScene(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace)

@@ -54,8 +54,9 @@ public struct PipelineOptions: Sendable, Equatable {
     public var fovDegrees: Float? = nil
     /// Relief mode: greedy simplification to this maximum error in camera-frame units (nil: none).
     public var reliefMaxError: Float? = nil
-    /// Threads for marching cubes. The network's threads follow OpenBLAS's process-wide count
-    /// (`ImageTo3D.setNetworkThreads`).
+    /// Threads for one run: the network's own loops and marching cubes. The network's OpenBLAS
+    /// calls follow OpenBLAS's process-wide count (`ImageTo3D.setNetworkThreads`), which Debian's
+    /// OpenBLAS cannot set per call.
     public var threads: Int = 1
     /// Largest texture side written with `texture` (the photo is shrunk to fit).
     public var maxTextureSide: Int = 2048

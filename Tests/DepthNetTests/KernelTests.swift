@@ -190,7 +190,8 @@ struct ConvolutionShapeTests {
         #expect(interior(out) == plain)
         #expect(border(out).allSatisfy { $0 == 0 })
         if stride == 1, let paddedIn = conv.makePaddedInput(height: h, width: w, activation: .relu, workspace: workspace) {
-            Ops.copyPlanes(input, into: paddedIn.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+            Ops.copyPlanes(input, into: paddedIn.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2),
+                           threads: workspace.loopThreads)
             let again = next.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: workspace)!
             conv(padded: paddedIn, height: h, width: w, activation: .relu, intoPadded: again, padding: pad, workspace: workspace)
             #expect(interior(again) == plain)
@@ -220,7 +221,8 @@ struct ConvolutionShapeTests {
         #expect(conv.makePaddedInput(height: h, width: w, activation: .gelu, workspace: workspace) == nil)
         // Fill the interior as a producer would (the workspace may hand back a used buffer: only the
         // borders are zeroed by makePaddedInput).
-        Ops.copyPlanes(input, into: padded.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+        Ops.copyPlanes(input, into: padded.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2),
+                           threads: workspace.loopThreads)
         let viaPadded = conv(padded: padded, height: h, width: w, activation: .relu, workspace: workspace).toArray()
         #expect(viaPadded == plain)
     }

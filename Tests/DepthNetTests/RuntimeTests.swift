@@ -41,7 +41,7 @@ struct RuntimeTests {
         let scale: Float = 0.7
         let input = values
         values.withUnsafeMutableBufferPointer {
-            softmaxRows($0.baseAddress!, rows: rows, columns: columns, scale: scale, kernels: kernels)
+            softmaxRows($0.baseAddress!, rows: rows, columns: columns, scale: scale, kernels: kernels, threads: 2)
         }
         for r in 0..<rows {
             let row = input[(r * columns)..<((r + 1) * columns)].map { Double($0) * Double(scale) }
