@@ -1,21 +1,29 @@
 // swift-tools-version:6.1
 // myroom-3d: photo in, 3D model out, on the CPU.
+//
+// Linux only (Debian 12 and its libraries): the sources use Glibc, and the C libraries below
+// come from Debian's packages through pkg-config.
 import PackageDescription
+
+#if !os(Linux)
+#error("myroom-3d builds on Linux only (Debian 12): it uses Glibc and Debian's libjpeg, libpng, libcurl, OpenBLAS and rabbitmq-c")
+#endif
 
 let package = Package(
     name: "myroom-3d",
-    platforms: [.macOS(.v14)],
     products: [
         .library(name: "Imaging", targets: ["Imaging"]),
-        // MARK: products (add yours here)
+        .library(name: "DepthNet", targets: ["DepthNet"]),
         .library(name: "Meshing", targets: ["Meshing"]),
         .library(name: "MeshIO", targets: ["MeshIO"]),
+        .library(name: "Pipeline", targets: ["Pipeline"]),
+        .library(name: "MeshCommands", targets: ["MeshCommands"]),
         .library(name: "AMQP", targets: ["AMQP"]),
-        .library(name: "DepthNet", targets: ["DepthNet"]),
+        .executable(name: "mesh", targets: ["mesh"]),
+        .executable(name: "mesh-worker", targets: ["mesh-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // MARK: package dependencies (add yours here)
         // 1.16: LogHandler.log(event:), which JSONLogHandler implements.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // HTTP endpoints; no default traits: swift-configuration and full Foundation are not needed.
@@ -34,29 +42,37 @@ let package = Package(
         // libjpeg's and libpng's error paths are longjmps: the decode calls live in C.
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"]),
 
-        // MARK: Imaging (issue 2)
+        // MARK: Seeded random numbers (random weights, fuzz inputs, test shapes)
+        .target(name: "SeededRandom"),
+
+        // MARK: Imaging: the Image type, decode and encode, orientation, resize
         .target(name: "Imaging", dependencies: ["CImageCodecs", "CJPEG", "CPNG"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SeededRandom"], exclude: ["Fixtures"]),
 
-        // MARK: DepthNet (issue 3)
+        // MARK: DepthNet: tensors, layers, the network architectures
         .target(name: "_DepthNetKernels"),
-        .target(name: "DepthNet", dependencies: ["CBLAS", "_DepthNetKernels"]),
-        .testTarget(name: "DepthNetTests", dependencies: ["DepthNet"], resources: [.copy("Fixtures")]),
+        .target(name: "DepthNet", dependencies: ["CBLAS", "_DepthNetKernels", "SeededRandom"]),
+        .testTarget(name: "DepthNetTests", dependencies: ["DepthNet", "SeededRandom"], resources: [.copy("Fixtures")]),
 
-        // MARK: Meshing and MeshIO (issue 5)
+        // MARK: Meshing and MeshIO
         .target(name: "Meshing", dependencies: ["Imaging"]),
         .target(name: "MeshIO", dependencies: ["Meshing", "Imaging"]),
-        .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging", "WorkerTestSupport"]),
+        .testTarget(name: "MeshingTests", dependencies: ["Meshing", "Imaging", "SeededRandom", "WorkerTestSupport"]),
         .testTarget(name: "MeshIOTests", dependencies: ["MeshIO", "Meshing", "Imaging"]),
-        .executableTarget(name: "mesh", dependencies: [
+
+        // MARK: Pipeline (the engine), mesh's commands and the mesh executable
+        .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport"]),
+        .target(name: "MeshCommands", dependencies: [
             "Meshing", "MeshIO", "Pipeline", "Imaging", "DepthNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "MeshCommandsTests", dependencies: [
+            "MeshCommands", "Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "mesh", dependencies: ["MeshCommands", "Pipeline"]),
 
-        // MARK: Pipeline and the mesh command (issue 6)
-        .target(name: "Pipeline", dependencies: ["Imaging", "DepthNet", "Meshing", "MeshIO"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "DepthNet", "Imaging", "Meshing", "MeshIO", "WorkerTestSupport", "mesh"]),
-
-        // MARK: Fetch, AMQP, Worker and mesh-worker (issue 7)
+        // MARK: Fetch, AMQP, Worker and mesh-worker
         .target(name: "Fetch", dependencies: ["CCurl", "Imaging"]),
         .target(name: "WorkerTestSupport", dependencies: ["Imaging"], path: "Tests/WorkerTestSupport",
                 resources: [.copy("Fixtures")]),

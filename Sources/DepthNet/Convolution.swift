@@ -2,34 +2,6 @@ import CBLAS
 import Foundation
 import _DepthNetKernels
 
-/// The vector GEMM kernels of `_DepthNetKernels` (AVX-512F or AVX2+FMA, chosen at run time).
-///
-/// On this project's machines Debian's OpenBLAS 0.3.21 does not recognise the processor and
-/// falls back to its SSE3 ("Prescott") kernels, several times slower than the vector units allow.
-/// So when the processor has AVX2+FMA or AVX-512F, convolutions (implicit GEMM on pre-packed
-/// weights, bias and ReLU fused), linear layers and attention run on these kernels; otherwise,
-/// or when the environment sets `DEPTHNET_KERNELS=blas`, everything runs on `cblas_sgemm`.
-/// `DEPTHNET_KERNELS=avx2` keeps to the AVX2 kernels (to test them on an AVX-512 machine).
-/// Transposed convolutions and the token projections of Depth Anything's neck always use
-/// `cblas_sgemm`.
-public enum PackedKernel {
-    /// Whether convolutions use the vector kernel in this process.
-    public static let isEnabled: Bool =
-        mr_kernel_level() > 0 && ProcessInfo.processInfo.environment["DEPTHNET_KERNELS"] != "blas"
-
-    /// 2: AVX-512F kernels, 1: AVX2+FMA kernels, 0: none (after `DEPTHNET_KERNELS`).
-    static let level = isEnabled ? Int(mr_kernel_level()) : 0
-
-    /// The instruction set the kernel uses: "avx512f", "avx2+fma" or "none".
-    public static var instructionSet: String {
-        switch mr_kernel_level() {
-        case 2: "avx512f"
-        case 1: "avx2+fma"
-        default: "none"
-        }
-    }
-}
-
 /// An activation applied in the same pass as a layer's bias.
 public enum Activation: Sendable {
     /// No activation.
@@ -55,6 +27,8 @@ public struct Conv2D: Sendable {
     public let stride: Int
     public let padding: Int
     public let groups: Int
+    /// The kernels this layer runs on (its weights are packed for them).
+    public private(set) var kernels: KernelChoice
     /// The weight of each group packed for the vector GEMM kernel (empty when it is not used).
     private(set) var packedWeight: [Float] = []
     /// The weight packed for the channel-vectorised kernel used on outputs with rows under 16
@@ -67,7 +41,7 @@ public struct Conv2D: Sendable {
     /// - Precondition: `weight.count == outChannels * inChannels / groups * kernelHeight * kernelWidth`.
     public init(
         weight: [Float], bias: [Float]?, outChannels: Int, inChannels: Int,
-        kernel: (Int, Int), stride: Int = 1, padding: Int = 0, groups: Int = 1
+        kernel: (Int, Int), stride: Int = 1, padding: Int = 0, groups: Int = 1, kernels: KernelChoice = .automatic
     ) {
         precondition(inChannels % groups == 0 && outChannels % groups == 0, "Conv2D: channels not divisible by groups")
         precondition(weight.count == outChannels * (inChannels / groups) * kernel.0 * kernel.1, "Conv2D: weight size")
@@ -81,12 +55,13 @@ public struct Conv2D: Sendable {
         self.stride = stride
         self.padding = padding
         self.groups = groups
+        self.kernels = kernels
         pack()
     }
 
-    /// Packs the weights for the vector kernel (see ``PackedKernel``); depthwise layers do not use it.
+    /// Packs the weights for the vector kernel (see ``KernelChoice``); depthwise layers do not use it.
     private mutating func pack() {
-        guard PackedKernel.isEnabled, !(groups == inChannels && groups == outChannels && groups > 1) else {
+        guard kernels.usesPackedKernel, !(groups == inChannels && groups == outChannels && groups > 1) else {
             packedWeight = []
             channelPackedWeight = []
             return
@@ -103,19 +78,23 @@ public struct Conv2D: Sendable {
         }
         packedWeight = packed
         if groups == 1 {
-            var channelPacked = [Float](repeating: 0, count: mr_channel_packed_size(Int32(cout), Int32(k)))
+            var channelPacked = [Float](repeating: 0, count: mr_channel_packed_size(level, Int32(cout), Int32(k)))
             weight.withUnsafeBufferPointer { w in
                 channelPacked.withUnsafeMutableBufferPointer { p in
-                    mr_pack_channels(Int32(cout), Int32(k), w.baseAddress!, Int32(k), p.baseAddress!)
+                    mr_pack_channels(level, Int32(cout), Int32(k), w.baseAddress!, Int32(k), p.baseAddress!)
                 }
             }
             channelPackedWeight = channelPacked
         }
     }
 
+    /// The level the packed kernels run at (see ``KernelChoice``).
+    private var level: Int32 { kernels.gemmLevel }
+
     /// The same layer computing with `cblas_sgemm` only (for comparisons).
     func withoutPackedKernel() -> Conv2D {
         var copy = self
+        copy.kernels = .blas
         copy.packedWeight = []
         copy.channelPackedWeight = []
         return copy
@@ -164,7 +143,7 @@ public struct Conv2D: Sendable {
                 let src = x.base + b * inChannels * h * w
                 let dst = y.base + b * outChannels * oh * ow
                 if groups == inChannels && groups == outChannels && groups > 1 {
-                    depthwise(src, h, w, wp.baseAddress!, dst, oh, ow)
+                    depthwise(src, h, w, wp.baseAddress!, dst, oh, ow, threads: workspace.loopThreads)
                 } else {
                     for g in 0..<groups {
                         gemmConvolution(group: g, src, h, w, wp.baseAddress!, dst, oh, ow, workspace,
@@ -173,7 +152,7 @@ public struct Conv2D: Sendable {
                 }
             }
         }
-        if !fused { applyBiasActivation(y, bias: bias, activation: activation) }
+        if !fused { applyBiasActivation(y, bias: bias, activation: activation, threads: workspace.loopThreads) }
         return y
     }
 
@@ -195,7 +174,7 @@ public struct Conv2D: Sendable {
         let (hp, wp) = (height + 2 * padding, width + 2 * padding)
         let t = workspace.make([1, inChannels, hp, wp])
         let pad = padding
-        Parallel.forEach(inChannels, minimumWork: hp * wp / 8) { c in
+        Parallel.forEach(inChannels, threads: workspace.loopThreads, minimumWork: hp * wp / 8) { c in
             let plane = t.base + c * hp * wp
             plane.update(repeating: 0, count: pad * wp)
             (plane + (hp - pad) * wp).update(repeating: 0, count: pad * wp)
@@ -294,7 +273,7 @@ public struct Conv2D: Sendable {
             let hp = h + 2 * padding, wq = (w + 2 * padding + stride - 1) / stride
             let relu: Int32 = epilogue == .relu ? 1 : 0
             let biasValues = bias ?? []
-            let chunks = Parallel.maximumChunks
+            let chunks = workspace.loopThreads
             let offsets = workspace.make([chunks * k])       // room for k Int32 offsets per chunk
             var input = mr_conv_prepared(src: prepared.map { UnsafePointer($0.base) } ?? groupSrc, cin: Int32(cin),
                                          hp: Int32(hp), wq: Int32(wq), kh: Int32(kernelHeight), kw: Int32(kernelWidth),
@@ -307,7 +286,7 @@ public struct Conv2D: Sendable {
                         // Output positions in 16-column row segments. Ranges are cut at multiples of
                         // the kernel's column step, so only the last has a tail.
                         let size = mr_packed_size(Int32(cout), Int32(k))
-                        let step = Int(mr_prepared_step()), positions = oh * ow
+                        let step = Int(mr_prepared_step(level)), positions = oh * ow
                         let rowBlocks = (cout + Int(MR_ROWS) - 1) / Int(MR_ROWS)
                         packedWeight.withUnsafeBufferPointer { packed in
                             let a = packed.baseAddress! + g * size
@@ -317,7 +296,7 @@ public struct Conv2D: Sendable {
                                 Parallel.forEachChunk(rowBlocks, limit: chunks,
                                                       minimumWork: positions * k * Int(MR_ROWS) / 16) { chunk, blocks in
                                     let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
-                                    mr_conv_panels_prepared(inputPointer, 0, positions, offset, Int32(cout),
+                                    mr_conv_panels_prepared(level, inputPointer, 0, positions, offset, Int32(cout),
                                                             Int32(blocks.lowerBound), Int32(blocks.upperBound),
                                                             a, outPointer, groupBias, relu)
                                 }
@@ -326,7 +305,7 @@ public struct Conv2D: Sendable {
                             Parallel.forEachChunk((positions + step - 1) / step, limit: chunks,
                                                   minimumWork: step * k * cout / 16) { chunk, range in
                                 let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
-                                mr_conv_panels_prepared(inputPointer, range.lowerBound * step,
+                                mr_conv_panels_prepared(level, inputPointer, range.lowerBound * step,
                                                         min(range.upperBound * step, positions), offset, Int32(cout),
                                                         0, Int32(rowBlocks), a, outPointer, groupBias, relu)
                             }
@@ -334,7 +313,7 @@ public struct Conv2D: Sendable {
                     } else {
                         // Rows too short for position vectors (8×8, 4×4 outputs): vectors over output
                         // channels, tasks = channel blocks × position tiles.
-                        let block = Int(mr_channel_block()), tiles = Int(mr_channel_tiles(Int32(oh), Int32(ow)))
+                        let block = Int(mr_channel_block(level)), tiles = Int(mr_channel_tiles(level, Int32(oh), Int32(ow)))
                         let blocks = (cout + block - 1) / block
                         // With enough blocks (or as many as threads, evenly), threads take whole blocks,
                         // so each reads only its share of the weights; otherwise they split a block's tiles too.
@@ -343,7 +322,7 @@ public struct Conv2D: Sendable {
                             Parallel.forEachChunk(blocks * tiles / perTask, limit: chunks,
                                                   minimumWork: perTask * (oh * ow / tiles) * k * block / 16) { chunk, tasks in
                                 let offset = UnsafeMutablePointer<Int32>(OpaquePointer(offsets.base + chunk * k))
-                                mr_conv_channels_prepared(inputPointer, tasks.lowerBound * perTask, tasks.upperBound * perTask,
+                                mr_conv_channels_prepared(level, inputPointer, tasks.lowerBound * perTask, tasks.upperBound * perTask,
                                                           offset, Int32(cout), packed.baseAddress!, outPointer, groupBias, relu)
                             }
                         }
@@ -357,7 +336,7 @@ public struct Conv2D: Sendable {
         if let epilogue {
             // Vector kernel, implicit GEMM: each task gathers the patches of 32 output positions
             // at a time into a small scratch panel (hot in cache) and multiplies it at once.
-            let chunks = Parallel.maximumChunks
+            let chunks = workspace.loopThreads
             let scratch = workspace.make([chunks * k * 33])   // per chunk: a k × 32 panel + k offsets
             let size = mr_packed_size(Int32(cout), Int32(k))
             var shape = mr_conv_shape(cin: Int32(cin), h: Int32(h), w: Int32(w), kh: Int32(kernelHeight),
@@ -378,7 +357,7 @@ public struct Conv2D: Sendable {
                         Parallel.forEachChunk(panels * splits, limit: chunks, minimumWork: 32 * k * cout / 8 / splits) { chunk, tasks in
                             for task in tasks {
                                 let p = task / splits, part = task % splits
-                                mr_conv_panels(shapePointer, groupSrc, p, p + 1, scratch.base + chunk * k * 33, Int32(cout),
+                                mr_conv_panels(level, shapePointer, groupSrc, p, p + 1, scratch.base + chunk * k * 33, Int32(cout),
                                                Int32(part * rowBlocks / splits), Int32((part + 1) * rowBlocks / splits),
                                                a, groupDst, groupBias, relu)
                             }
@@ -399,7 +378,7 @@ public struct Conv2D: Sendable {
         var row0 = 0
         while row0 < oh {
             let rows = min(rowsPerBlock, oh - row0)
-            im2col(groupSrc, cin, h, w, column.base, row0, rows, ow)
+            im2col(groupSrc, cin, h, w, column.base, row0, rows, ow, threads: workspace.loopThreads)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(rows * ow), Int32(k),
                         1, groupWeights, Int32(k), column.base, Int32(rows * ow), 0,
                         groupDst + row0 * ow, Int32(oh * ow))
@@ -410,10 +389,10 @@ public struct Conv2D: Sendable {
     /// Writes the patches for output rows `row0 ..< row0+rows` as a `[cin·kh·kw, rows·ow]` matrix.
     private func im2col(
         _ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int,
-        _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int
+        _ col: UnsafeMutablePointer<Float>, _ row0: Int, _ rows: Int, _ ow: Int, threads: Int
     ) {
         let n = rows * ow
-        Parallel.forEach(cin, minimumWork: kernelHeight * kernelWidth * n) { c in
+        Parallel.forEach(cin, threads: threads, minimumWork: kernelHeight * kernelWidth * n) { c in
             let plane = src + c * h * w
             var r = c * kernelHeight * kernelWidth
             for ky in 0..<kernelHeight {
@@ -452,7 +431,7 @@ public struct Conv2D: Sendable {
     private func prepare(_ src: UnsafePointer<Float>, _ cin: Int, _ h: Int, _ w: Int, _ workspace: Workspace) -> Tensor {
         let hp = h + 2 * padding, wp = w + 2 * padding, wq = (wp + stride - 1) / stride
         let out = workspace.make([stride, cin, hp, wq])
-        Parallel.forEach(stride * cin, minimumWork: hp * wq) { pc in
+        Parallel.forEach(stride * cin, threads: workspace.loopThreads, minimumWork: hp * wq) { pc in
             let phase = pc / cin, c = pc % cin
             mr_prepare_plane(src + c * h * w, Int32(h), Int32(w), Int32(padding), Int32(stride), Int32(phase),
                              Int32(hp), Int32(wq), out.base + pc * hp * wq)
@@ -462,10 +441,10 @@ public struct Conv2D: Sendable {
 
     private func depthwise(
         _ src: UnsafePointer<Float>, _ h: Int, _ w: Int, _ weights: UnsafePointer<Float>,
-        _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int
+        _ dst: UnsafeMutablePointer<Float>, _ oh: Int, _ ow: Int, threads: Int
     ) {
         let kk = kernelHeight * kernelWidth
-        Parallel.forEach(inChannels, minimumWork: oh * ow * kk) { c in
+        Parallel.forEach(inChannels, threads: threads, minimumWork: oh * ow * kk) { c in
             let plane = src + c * h * w
             let out = dst + c * oh * ow
             let kernel = weights + c * kk
@@ -535,7 +514,7 @@ public struct ConvTranspose2D: Sendable {
                             1, wp.baseAddress!, Int32(rowsK), x.base + b * inChannels * h * w, Int32(h * w),
                             0, column.base, Int32(h * w))
                 let out = y.base + b * outChannels * oh * ow
-                Parallel.forEach(outChannels, minimumWork: kernelHeight * kernelWidth * h * w) { c in
+                Parallel.forEach(outChannels, threads: workspace.loopThreads, minimumWork: kernelHeight * kernelWidth * h * w) { c in
                     var r = c * kernelHeight * kernelWidth
                     for ky in 0..<kernelHeight {
                         for kx in 0..<kernelWidth {
@@ -555,19 +534,19 @@ public struct ConvTranspose2D: Sendable {
                 }
             }
         }
-        applyBiasActivation(y, bias: bias, activation: activation)
+        applyBiasActivation(y, bias: bias, activation: activation, threads: workspace.loopThreads)
         return y
     }
 }
 
 /// Adds a per-channel bias to an NCHW tensor and applies `activation`, in place.
-func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation) {
+func applyBiasActivation(_ y: Tensor, bias: [Float]?, activation: Activation, threads: Int) {
     let channels = y.shape[1]
     let plane = y.count / (y.shape[0] * channels)
     let batches = y.shape[0]
     let zeros = [Float](repeating: 0, count: 0)
     (bias ?? zeros).withUnsafeBufferPointer { bp in
-        Parallel.forEach(batches * channels, minimumWork: plane) { bc in
+        Parallel.forEach(batches * channels, threads: threads, minimumWork: plane) { bc in
             let c = bc % channels
             do {
                 let p = y.base + bc * plane

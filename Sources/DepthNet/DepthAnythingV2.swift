@@ -151,6 +151,8 @@ public struct DepthAnythingV2: Sendable {
 
     /// The configuration the weights were loaded with.
     public let config: DepthAnythingConfig
+    /// The kernels the layers run on.
+    public let kernels: KernelChoice
     let patchEmbedding: Conv2D
     let classToken: [Float]
     let positions: Tensor2D
@@ -172,12 +174,13 @@ public struct DepthAnythingV2: Sendable {
 
     /// Builds the model from safetensors weights with `transformers` names.
     /// - Throws: ``DepthNetError/weightsMismatch(path:problems:)`` listing every missing or mis-shaped tensor.
-    public init(config: DepthAnythingConfig, weights: SafeTensorsFile) throws(DepthNetError) {
+    public init(config: DepthAnythingConfig, weights: SafeTensorsFile, kernels: KernelChoice = .automatic) throws(DepthNetError) {
+        self.kernels = kernels
         let r = WeightReader(weights)
         let c = config.hiddenSize, p = config.patchSize
         func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true) -> Conv2D {
             Conv2D(weight: r.tensor("\(name).weight", [cout, cin, k, k]), bias: bias ? r.tensor("\(name).bias", [cout]) : nil,
-                   outChannels: cout, inChannels: cin, kernel: (k, k), stride: stride, padding: padding)
+                   outChannels: cout, inChannels: cin, kernel: (k, k), stride: stride, padding: padding, kernels: kernels)
         }
         func linear(_ name: String, _ out: Int, _ inp: Int, scale: [Float]? = nil) -> Linear {
             var weight = r.tensor("\(name).weight", [out, inp])
@@ -188,7 +191,7 @@ public struct DepthAnythingV2: Sendable {
                     bias[o] *= scale[o]
                 }
             }
-            return Linear(weight: weight, bias: bias, inFeatures: inp, outFeatures: out)
+            return Linear(weight: weight, bias: bias, inFeatures: inp, outFeatures: out, kernels: kernels)
         }
         func layerNorm(_ name: String) -> LayerNorm {
             LayerNorm(weight: r.tensor("\(name).weight", [c]), bias: r.tensor("\(name).bias", [c]), epsilon: config.layerNormEpsilon)
@@ -299,7 +302,7 @@ public struct DepthAnythingV2: Sendable {
         let index = config.headInIndex < 0 ? outputs.count + config.headInIndex : config.headInIndex
         var y = head1(outputs[index], workspace: ws)
         outputs.removeAll()
-        y = Ops.resizeBilinear(y, height: ph * p, width: pw * p, alignCorners: true, workspace: ws)
+        y = Ops.resizeBilinear(y, height: ph * p, width: pw * p, alignCorners: true, kernels: kernels, workspace: ws)
         y = head2(y, activation: .relu, workspace: ws)
         let metric = config.depthEstimationType == "metric"
         y = head3(y, activation: metric ? .sigmoid : .relu, workspace: ws)
@@ -348,7 +351,7 @@ public struct DepthAnythingV2: Sendable {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(out), Int32(n), Int32(c),
                         1, w.baseAddress!, Int32(c), tokens.base + c, Int32(c), 0, map.base, Int32(n))
         }
-        applyBiasActivation(map, bias: projection.bias, activation: .identity)
+        applyBiasActivation(map, bias: projection.bias, activation: .identity, threads: ws.loopThreads)
         return map
     }
 
@@ -362,7 +365,7 @@ public struct DepthAnythingV2: Sendable {
         var hidden = x
         if var residual {
             if residual.shape != hidden.shape {
-                residual = Ops.resizeBilinear(residual, height: hidden.height, width: hidden.width, alignCorners: false, workspace: ws)
+                residual = Ops.resizeBilinear(residual, height: hidden.height, width: hidden.width, alignCorners: false, kernels: kernels, workspace: ws)
             }
             let r = residualUnit(layer.residual1!, residual, ws)
             Ops.addInPlace(r, hidden)
@@ -370,7 +373,7 @@ public struct DepthAnythingV2: Sendable {
         }
         hidden = residualUnit(layer.residual2, hidden, ws)
         let (h, w) = size ?? (hidden.height * 2, hidden.width * 2)
-        hidden = Ops.resizeBilinear(hidden, height: h, width: w, alignCorners: true, workspace: ws)
+        hidden = Ops.resizeBilinear(hidden, height: h, width: w, alignCorners: true, kernels: kernels, workspace: ws)
         return layer.projection(hidden, workspace: ws)
     }
 

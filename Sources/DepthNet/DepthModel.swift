@@ -16,9 +16,10 @@ public enum DepthModel: Sendable {
     /// - or a Hugging Face `config.json` with `"model_type": "depth_anything"` + `model.safetensors`
     ///   (as published for Depth-Anything-V2-Small); a `config.json` with `"architecture": "mrdepth-unet"`
     ///   is read as an mrdepth config with `model.safetensors` or `mrdepth.safetensors`.
+    /// `kernels`: what the layers run on (see ``KernelChoice``).
     /// - Throws: ``DepthNetError`` naming the missing file, the malformed config or safetensors file,
     ///   or every missing or mismatched tensor.
-    public static func load(directory: URL) throws(DepthNetError) -> DepthModel {
+    public static func load(directory: URL, kernels: KernelChoice = .automatic) throws(DepthNetError) -> DepthModel {
         let fm = FileManager.default
         let mrdepthConfig = directory.appendingPathComponent("mrdepth.json")
         let hfConfig = directory.appendingPathComponent("config.json")
@@ -38,11 +39,12 @@ public enum DepthModel: Sendable {
         guard let weightsURL = weights.first(where: { fm.fileExists(atPath: $0.path) }) else {
             throw .fileNotFound(path: weights[0].path)
         }
-        return try load(config: configURL, weights: weightsURL)
+        return try load(config: configURL, weights: weightsURL, kernels: kernels)
     }
 
     /// Loads a model from an explicit config file and safetensors file.
-    public static func load(config configURL: URL, weights weightsURL: URL) throws(DepthNetError) -> DepthModel {
+    public static func load(config configURL: URL, weights weightsURL: URL,
+                            kernels: KernelChoice = .automatic) throws(DepthNetError) -> DepthModel {
         let json = try readJSON(configURL)
         let weights = try SafeTensorsFile(contentsOf: weightsURL)
         if let architecture = json["architecture"] as? String {
@@ -53,12 +55,12 @@ public enum DepthModel: Sendable {
             } catch {
                 throw .malformedConfig(path: configURL.path, reason: "\(error)")
             }
-            return .mrdepth(try MRDepthUNet(config: config, weights: weights))
+            return .mrdepth(try MRDepthUNet(config: config, weights: weights, kernels: kernels))
         }
         if let modelType = json["model_type"] as? String {
             guard modelType == DepthAnythingV2.modelType else { throw .unsupportedArchitecture(modelType) }
             let config = try DepthAnythingConfig(json: json, path: configURL.path)
-            return .depthAnything(try DepthAnythingV2(config: config, weights: weights))
+            return .depthAnything(try DepthAnythingV2(config: config, weights: weights, kernels: kernels))
         }
         throw .malformedConfig(path: configURL.path, reason: "neither \"architecture\" nor \"model_type\" is given")
     }

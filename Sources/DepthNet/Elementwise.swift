@@ -138,12 +138,12 @@ public enum Ops {
     /// `alignCorners` true maps corner pixel centres onto each other; false maps pixel edges
     /// (src = (dst + ½)·in/out − ½, clamped at 0).
     public static func resizeBilinear(_ x: Tensor, height oh: Int, width ow: Int, alignCorners: Bool,
-                                      workspace: Workspace) -> Tensor {
+                                      kernels: KernelChoice = .automatic, workspace: Workspace) -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let y = workspace.make([n, c, oh, ow])
         let ys = linearTaps(input: h, output: oh, alignCorners: alignCorners)
         let xs = linearTaps(input: w, output: ow, alignCorners: alignCorners)
-        resizeBilinear(x, into: y.base, ys: ys, xs: xs)
+        resizeBilinear(x, into: y.base, ys: ys, xs: xs, kernels: kernels, threads: workspace.loopThreads)
         return y
     }
 
@@ -151,7 +151,7 @@ public enum Ops {
     /// Plane `p` starts at `out + p · planeStride` (default: `oh · ow`), rows `rowStride` apart
     /// (default: `ow`): a padded layout can be filled in place.
     static func resizeBilinear(_ x: Tensor, into out: UnsafeMutablePointer<Float>, ys: [LinearTap], xs: [LinearTap],
-                               rowStride: Int? = nil, planeStride: Int? = nil) {
+                               rowStride: Int? = nil, planeStride: Int? = nil, kernels: KernelChoice, threads: Int) {
         let (n, c, h, w) = (x.shape[0], x.channels, x.height, x.width)
         let (oh, ow) = (ys.count, xs.count)
         let rowStride = rowStride ?? ow, planeStride = planeStride ?? oh * ow
@@ -159,7 +159,7 @@ public enum Ops {
         let exactDouble = ow == 2 * w && w > 1 && xs[0].t == 0 && xs[1].i0 == 0 && xs[1].t == 0.25 && xs[2].i0 == 0
         // Vertical blend of the two source rows first (a contiguous, vectorisable loop), then
         // the horizontal taps on that one row.
-        let chunks = Parallel.maximumChunks
+        let chunks = max(1, threads), level = kernels.vectorLevel
         withUnsafeTemporaryAllocation(of: Float.self, capacity: w * chunks) { scratch in
         let blended = scratch.baseAddress!
         ys.withUnsafeBufferPointer { ys in xs.withUnsafeBufferPointer { xs in
@@ -174,7 +174,7 @@ public enum Ops {
                     let line = dst + oy * rowStride
                     if exactDouble {
                         // ×2 with align_corners=False: taps at i − ¼ and i + ¼, blended in one pass.
-                        mr_upsample2x_row(r0, r1, a, b, Int32(w), line)
+                        mr_upsample2x_row(level, r0, r1, a, b, Int32(w), line)
                         continue
                     }
                     for i in 0..<w { row[i] = r0[i] * a + r1[i] * b }
@@ -191,13 +191,15 @@ public enum Ops {
 
     /// Bilinear ×-resize of `x` to the size of `skip` (align_corners=False), concatenated with
     /// `skip` along channels in one buffer: the U-Net decoder's `cat([up(x), skip], 1)`.
-    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, workspace: Workspace) -> Tensor {
+    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, kernels: KernelChoice = .automatic,
+                                      workspace: Workspace) -> Tensor {
         precondition(x.shape[0] == 1 && skip.shape[0] == 1, "upsampleConcat: batch 1 only")
         let (oh, ow) = (skip.height, skip.width)
         let y = workspace.make([1, x.channels + skip.channels, oh, ow])
         resizeBilinear(x, into: y.base, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
-                       xs: linearTaps(input: x.width, output: ow, alignCorners: false))
-        copyPlanes(skip, into: y.base + x.channels * oh * ow, rowStride: ow, planeStride: oh * ow)
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), kernels: kernels,
+                       threads: workspace.loopThreads)
+        copyPlanes(skip, into: y.base + x.channels * oh * ow, rowStride: ow, planeStride: oh * ow, threads: workspace.loopThreads)
         return y
     }
 
@@ -205,33 +207,37 @@ public enum Ops {
     /// buffer `[1, x.channels + skip.channels, H + 2·padding, W + 2·padding]` (see
     /// ``Conv2D/makePaddedInput(height:width:activation:workspace:)``), saving the next
     /// convolution its padded copy.
-    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, intoPadded out: Tensor, padding: Int) {
+    public static func upsampleConcat(_ x: Tensor, _ skip: Tensor, intoPadded out: Tensor, padding: Int,
+                                      kernels: KernelChoice = .automatic, workspace: Workspace) {
         let (oh, ow) = (skip.height, skip.width)
         let (hp, wp) = (oh + 2 * padding, ow + 2 * padding)
         precondition(x.shape[0] == 1 && skip.shape[0] == 1 && out.shape == [1, x.channels + skip.channels, hp, wp],
                      "upsampleConcat(intoPadded:): shapes \(x.shape), \(skip.shape) → \(out.shape)")
         let interior = out.base + padding * wp + padding
         resizeBilinear(x, into: interior, ys: linearTaps(input: x.height, output: oh, alignCorners: false),
-                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), rowStride: wp, planeStride: hp * wp)
-        copyPlanes(skip, into: interior + x.channels * hp * wp, rowStride: wp, planeStride: hp * wp)
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: false), rowStride: wp, planeStride: hp * wp,
+                       kernels: kernels, threads: workspace.loopThreads)
+        copyPlanes(skip, into: interior + x.channels * hp * wp, rowStride: wp, planeStride: hp * wp, threads: workspace.loopThreads)
     }
 
     /// ``resizeBilinear(_:height:width:alignCorners:workspace:)`` written into the interior of a
     /// zero-bordered padded buffer `[N, C, height + 2·padding, width + 2·padding]`.
-    public static func resizeBilinear(_ x: Tensor, alignCorners: Bool, intoPadded out: Tensor, padding: Int) {
+    public static func resizeBilinear(_ x: Tensor, alignCorners: Bool, intoPadded out: Tensor, padding: Int,
+                                      kernels: KernelChoice = .automatic, workspace: Workspace) {
         let (hp, wp) = (out.height, out.width)
         let (oh, ow) = (hp - 2 * padding, wp - 2 * padding)
         precondition(out.shape[0] == x.shape[0] && out.channels == x.channels && oh > 0 && ow > 0,
                      "resizeBilinear(intoPadded:): \(x.shape) → \(out.shape)")
         resizeBilinear(x, into: out.base + padding * wp + padding,
                        ys: linearTaps(input: x.height, output: oh, alignCorners: alignCorners),
-                       xs: linearTaps(input: x.width, output: ow, alignCorners: alignCorners), rowStride: wp, planeStride: hp * wp)
+                       xs: linearTaps(input: x.width, output: ow, alignCorners: alignCorners), rowStride: wp, planeStride: hp * wp,
+                       kernels: kernels, threads: workspace.loopThreads)
     }
 
     /// Copies every plane of `x` into `out`, plane `p` at `out + p · planeStride`, rows `rowStride` apart.
-    static func copyPlanes(_ x: Tensor, into out: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int) {
+    static func copyPlanes(_ x: Tensor, into out: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int, threads: Int) {
         let (planes, h, w) = (x.shape[0] * x.channels, x.height, x.width)
-        Parallel.forEach(planes, minimumWork: h * w / 8) { p in
+        Parallel.forEach(planes, threads: threads, minimumWork: h * w / 8) { p in
             let src = x.base + p * h * w, dst = out + p * planeStride
             if rowStride == w {
                 dst.update(from: src, count: h * w)

@@ -134,6 +134,8 @@ public struct MRDepthUNet: Sendable {
 
     /// The configuration the weights were loaded with.
     public let config: MRDepthConfig
+    /// The kernels the layers run on.
+    public let kernels: KernelChoice
     let stem: Conv2D
     let encoders: [Block]   // enc1 … enc4
     let decoders: [Block]   // dec4 … dec1
@@ -147,7 +149,7 @@ public struct MRDepthUNet: Sendable {
     /// Builds the network from safetensors weights with PyTorch state-dict names.
     /// - Throws: ``DepthNetError/weightsMismatch(path:problems:)`` listing every missing or mis-shaped tensor,
     ///   ``DepthNetError/malformedConfig(path:reason:)`` for an unusable config.
-    public init(config: MRDepthConfig, weights: SafeTensorsFile) throws(DepthNetError) {
+    public init(config: MRDepthConfig, weights: SafeTensorsFile, kernels: KernelChoice = .automatic) throws(DepthNetError) {
         let w = config.widths
         guard w.count == 5, w.allSatisfy({ $0 > 0 }) else {
             throw .malformedConfig(path: "mrdepth config", reason: "widths must be 5 positive integers, got \(w)")
@@ -161,7 +163,8 @@ public struct MRDepthUNet: Sendable {
         let reader = WeightReader(weights)
         func convBNReLU(_ prefix: String, _ cin: Int, _ cout: Int, stride: Int = 1) -> Conv2D {
             var conv = Conv2D(weight: reader.tensor("\(prefix).conv.weight", [cout, cin, 3, 3]), bias: nil,
-                              outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
+                              outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1,
+                              kernels: kernels)
             conv.foldBatchNorm(gamma: reader.tensor("\(prefix).bn.weight", [cout]),
                                beta: reader.tensor("\(prefix).bn.bias", [cout]),
                                mean: reader.tensor("\(prefix).bn.running_mean", [cout]),
@@ -177,13 +180,14 @@ public struct MRDepthUNet: Sendable {
         }
         headConv = convBNReLU("head.conv1", w[0], w[0])
         headOut = Conv2D(weight: reader.tensor("head.out.weight", [3, w[0], 1, 1]), bias: reader.tensor("head.out.bias", [3]),
-                         outChannels: 3, inChannels: w[0], kernel: (1, 1))
+                         outChannels: 3, inChannels: w[0], kernel: (1, 1), kernels: kernels)
         scene = config.sceneHead == nil ? nil
             : (reader.tensor("scene.weight", [1, w[4]]), reader.tensor("scene.bias", [1])[0])
         scale = config.metricDepth?.scaleHead == nil ? nil
             : (reader.tensor("scale.weight", [1, w[4] + 2]), reader.tensor("scale.bias", [1])[0])
         try reader.finish()
         self.config = config
+        self.kernels = kernels
     }
 
     /// Checks that `x` is `[N, 3, H, W]` with H and W positive multiples of 32.
@@ -214,20 +218,20 @@ public struct MRDepthUNet: Sendable {
             if y.shape[0] == 1, let padded = block.conv1.makePaddedInput(height: skip.height, width: skip.width,
                                                                          activation: .relu, workspace: ws) {
                 // Upsample and concatenate straight into conv1's zero-padded input.
-                Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding)
+                Ops.upsampleConcat(y, skip, intoPadded: padded, padding: block.conv1.padding, kernels: kernels, workspace: ws)
                 y = block(padded, inputIsPadded: true, height: skip.height, width: skip.width, workspace: ws)
             } else {
-                let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, workspace: ws) : Ops.concatChannels(
-                    [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, workspace: ws), skip],
+                let joined = y.shape[0] == 1 ? Ops.upsampleConcat(y, skip, kernels: kernels, workspace: ws) : Ops.concatChannels(
+                    [Ops.resizeBilinear(y, height: skip.height, width: skip.width, alignCorners: false, kernels: kernels, workspace: ws), skip],
                     workspace: ws)
                 y = block(joined, height: skip.height, width: skip.width, workspace: ws)
             }
         }
         if y.shape[0] == 1, let padded = headConv.makePaddedInput(height: x.height, width: x.width, activation: .relu, workspace: ws) {
-            Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding)
+            Ops.resizeBilinear(y, alignCorners: false, intoPadded: padded, padding: headConv.padding, kernels: kernels, workspace: ws)
             y = headConv(padded: padded, height: x.height, width: x.width, activation: .relu, workspace: ws)
         } else {
-            y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, workspace: ws)
+            y = Ops.resizeBilinear(y, height: x.height, width: x.width, alignCorners: false, kernels: kernels, workspace: ws)
             y = headConv(y, activation: .relu, workspace: ws)
         }
         return (headOut(y, workspace: ws), pooled)
@@ -242,13 +246,13 @@ public struct MRDepthUNet: Sendable {
     /// the pooled features the heads read (`N × w4`).
     public func forwardWithScene(_ x: Tensor, workspace: Workspace) throws(DepthNetError) -> (maps: Tensor, roomLogits: [Float]?, pooled: [[Float]]) {
         let (o, pooled) = try rawAndPooled(x, workspace: workspace)
-        let plane = x.height * x.width
+        let plane = x.height * x.width, level = kernels.vectorLevel
         for b in 0..<o.shape[0] {
             let p = o.base + b * 3 * plane
             // front = exp(o0), back = front·(1 + softplus(o1)), mask = sigmoid(o2), vectorised in C.
-            Parallel.forEachChunk(plane, limit: Parallel.maximumChunks, minimumWork: 4) { _, pixels in
+            Parallel.forEachChunk(plane, limit: workspace.loopThreads, minimumWork: 4) { _, pixels in
                 let i = pixels.lowerBound
-                mr_mrdepth_post(p + i, p + plane + i, p + 2 * plane + i, pixels.count)
+                mr_mrdepth_post(level, p + i, p + plane + i, p + 2 * plane + i, pixels.count)
             }
         }
         return (o, scene.map { head in pooled.map { Self.logit(head, $0) } }, pooled)

@@ -1,11 +1,9 @@
-import CBLAS
 import Dispatch
 import _DepthNetKernels
 
 /// Splits loops outside BLAS (convolution panels, im2col, bias and activation passes, resizing,
-/// normalisation) over as many threads as OpenBLAS is set to use, so one inference with
-/// ``BLASThreads`` at N uses N cores throughout and a pool of single-threaded inferences stays
-/// single-threaded.
+/// normalisation) over the threads an inference is given (``Workspace/threads``), so one inference
+/// given N uses N cores throughout and a pool of single-threaded inferences stays single-threaded.
 ///
 /// The loops run on the `_DepthNetKernels` thread pool (`mr_pool.h`): its workers spin briefly
 /// between jobs and pieces are claimed dynamically, because one inference is some forty short
@@ -19,16 +17,13 @@ enum Parallel {
     /// border panels of a convolution) does not hold up the others.
     static let piecesPerThread = 8
 
-    /// Runs `body(i)` for every `i` in `0..<count`, in pieces spread over the BLAS thread count.
+    /// Runs `body(i)` for every `i` in `0..<count`, in pieces spread over up to `threads` threads.
     /// Each index must touch memory no other index touches.
-    static func forEach(_ count: Int, minimumWork: Int = 1, _ body: (Int) -> Void) {
-        forEachChunk(count, limit: maximumChunks, minimumWork: minimumWork) { _, range in
+    static func forEach(_ count: Int, threads: Int, minimumWork: Int = 1, _ body: (Int) -> Void) {
+        forEachChunk(count, limit: threads, minimumWork: minimumWork) { _, range in
             for i in range { body(i) }
         }
     }
-
-    /// How many distinct slots ``forEachChunk(_:minimumWork:_:)`` may pass: the BLAS thread count.
-    static var maximumChunks: Int { max(1, Int(openblas_get_num_threads())) }
 
     /// Splits `0..<count` into contiguous ranges and runs `body(slot, range)` for each,
     /// concurrently on up to `limit` threads when worthwhile. `slot` (below `limit`) names the

@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 
 extension DepthModel {
     /// The tensors (name and shape) an architecture reads from its weights file.
@@ -18,7 +19,8 @@ extension DepthModel {
 
     /// A model of `architecture` with random He-initialised weights (unit batch-norm statistics,
     /// unit layer scales): for benchmarks and tests, not for predictions.
-    public static func randomlyInitialised(_ architecture: Architecture, seed: UInt64 = 1) throws(DepthNetError) -> DepthModel {
+    public static func randomlyInitialised(_ architecture: Architecture, seed: UInt64 = 1,
+                                           kernels: KernelChoice = .automatic) throws(DepthNetError) -> DepthModel {
         var generator = SplitMix64(seed: seed)
         var tensors: [String: (shape: [Int], values: [Float])] = [:]
         for (name, shape) in expectedTensors(for: architecture) {
@@ -36,7 +38,7 @@ extension DepthModel {
             }
             tensors[name] = (shape, values)
         }
-        return try build(architecture, weights: SafeTensorsFile(data: SafeTensorsFile.encode(tensors)))
+        return try build(architecture, weights: SafeTensorsFile(data: SafeTensorsFile.encode(tensors)), kernels: kernels)
     }
 
     /// An architecture and its configuration.
@@ -45,28 +47,11 @@ extension DepthModel {
         case depthAnything(DepthAnythingConfig)
     }
 
-    static func build(_ architecture: Architecture, weights: SafeTensorsFile) throws(DepthNetError) -> DepthModel {
+    static func build(_ architecture: Architecture, weights: SafeTensorsFile,
+                      kernels: KernelChoice = .automatic) throws(DepthNetError) -> DepthModel {
         switch architecture {
-        case .mrdepth(let config): .mrdepth(try MRDepthUNet(config: config, weights: weights))
-        case .depthAnything(let config): .depthAnything(try DepthAnythingV2(config: config, weights: weights))
+        case .mrdepth(let config): .mrdepth(try MRDepthUNet(config: config, weights: weights, kernels: kernels))
+        case .depthAnything(let config): .depthAnything(try DepthAnythingV2(config: config, weights: weights, kernels: kernels))
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64) with Box–Muller normals.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextUniform() -> Float { Float(next() >> 40) * 0x1p-24 }
-    mutating func nextGaussian() -> Float {
-        let u1 = max(nextUniform(), 1e-7), u2 = nextUniform()
-        return (-2 * logf(u1)).squareRoot() * cosf(2 * .pi * u2)
     }
 }

@@ -1,3 +1,4 @@
+import CBLAS
 /// A contiguous float32 tensor, row-major (NCHW for images, `[N, T, C]` for token sequences).
 ///
 /// Activations come from a ``Workspace``: when the last reference to a tensor goes away its
@@ -123,9 +124,16 @@ final class BufferPool {
 /// steady-state inference allocates nothing. Tensors made by a workspace keep its pool alive.
 public final class Workspace {
     let pool = BufferPool()
+    /// Threads the network's own loops may use in an inference on this workspace (convolution
+    /// panels, im2col, bias passes, resizing); nil: as many as OpenBLAS is set to use. OpenBLAS's
+    /// own calls follow its process-wide count (``BLASThreads``).
+    public var threads: Int?
 
-    /// Creates an empty workspace.
-    public init() {}
+    /// Creates an empty workspace whose inferences use `threads` threads (nil: OpenBLAS's count).
+    public init(threads: Int? = nil) { self.threads = threads }
+
+    /// The thread count the loops use: ``threads``, or OpenBLAS's, at least 1.
+    var loopThreads: Int { max(1, threads ?? Int(openblas_get_num_threads())) }
 
     /// A new uninitialised tensor from the pool.
     func make(_ shape: [Int]) -> Tensor {
@@ -161,9 +169,6 @@ public final class Workspace {
 
     /// Starts a new peak measurement from the memory in use now.
     public func resetPeak() { pool.resetPeak() }
-
-    /// Frees the pooled buffers that are not in use.
-    public func trim() { pool.releaseAll() }
 }
 
 extension BufferPool {

@@ -10,18 +10,21 @@ public struct Linear: Sendable {
     public private(set) var bias: [Float]?
     public let inFeatures: Int
     public let outFeatures: Int
-    /// Wᵀ in the vector kernel's 32-column panels (empty when ``PackedKernel`` is off).
+    /// The kernels this layer runs on (its weight is packed for them).
+    public let kernels: KernelChoice
+    /// Wᵀ in the vector kernel's 32-column panels (empty when ``kernels`` use no packed kernel).
     let packedWeight: [Float]
 
     /// Creates a linear layer.
-    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int) {
+    public init(weight: [Float], bias: [Float]?, inFeatures: Int, outFeatures: Int, kernels: KernelChoice = .automatic) {
         precondition(weight.count == inFeatures * outFeatures, "Linear: weight size")
         precondition(bias == nil || bias!.count == outFeatures, "Linear: bias size")
         self.weight = weight
         self.bias = bias
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        if PackedKernel.isEnabled {
+        self.kernels = kernels
+        if kernels.usesPackedKernel {
             var packed = [Float](repeating: 0, count: mr_packed_b_size(Int32(inFeatures), Int32(outFeatures)))
             weight.withUnsafeBufferPointer { w in
                 packed.withUnsafeMutableBufferPointer {
@@ -47,7 +50,7 @@ public struct Linear: Sendable {
         } else {
             multiplyPacked(x, rows: rows, into: y, workspace: workspace)
         }
-        Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: outFeatures) { _, range in
+        Parallel.forEachChunk(rows, limit: workspace.loopThreads, minimumWork: outFeatures) { _, range in
             addRowBias(y.base + range.lowerBound * outFeatures, rows: range.count, columns: outFeatures, bias: bias,
                        activation: activation)
         }
@@ -57,7 +60,7 @@ public struct Linear: Sendable {
     /// `y = x·Wᵀ` on the vector kernel with Wᵀ pre-packed.
     private func multiplyPacked(_ x: Tensor, rows: Int, into y: Tensor, workspace: Workspace) {
         packedWeight.withUnsafeBufferPointer { packed in
-            packedProduct(rows: rows, k: inFeatures, n: outFeatures, a: x.base, lda: inFeatures, packedB: packed.baseAddress!,
+            packedProduct(level: kernels.gemmLevel, rows: rows, k: inFeatures, n: outFeatures, a: x.base, lda: inFeatures, packedB: packed.baseAddress!,
                           c: y.base, ldc: outFeatures, workspace: workspace)
         }
     }
@@ -66,19 +69,19 @@ public struct Linear: Sendable {
 /// `C = A·B` on the vector kernel: A (`rows × k`, row stride `lda`) is packed in 8-row panels here,
 /// B comes packed in 32-column panels (`mr_pack_b`); tasks take blocks of 96 rows, each running
 /// over all column panels, so a block of A stays in cache.
-func packedProduct(rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, lda: Int, packedB: UnsafePointer<Float>,
+func packedProduct(level: Int32, rows: Int, k: Int, n: Int, a: UnsafePointer<Float>, lda: Int, packedB: UnsafePointer<Float>,
                    c: UnsafeMutablePointer<Float>, ldc: Int, workspace: Workspace) {
     let packedA = workspace.make([mr_packed_size(Int32(rows), Int32(k))])
     let blockRows = 96
     let blocks = (rows + blockRows - 1) / blockRows
-    Parallel.forEach(blocks, minimumWork: blockRows * k) { block in
+    Parallel.forEach(blocks, threads: workspace.loopThreads, minimumWork: blockRows * k) { block in
         let r0 = block * blockRows, count = min(blockRows, rows - r0)
         mr_pack_a(Int32(count), Int32(k), a + r0 * lda, Int32(lda), packedA.base + r0 * k)
     }
-    Parallel.forEach(blocks, minimumWork: blockRows * k * n / 16) { block in
+    Parallel.forEach(blocks, threads: workspace.loopThreads, minimumWork: blockRows * k * n / 16) { block in
         let r0 = block * blockRows, count = min(blockRows, rows - r0)
         for p in 0..<((n + 31) / 32) {
-            mr_gemm_packed(Int32(count), Int32(k), 0, Int32(min(32, n - p * 32)), packedA.base + r0 * k,
+            mr_gemm_packed(level, Int32(count), Int32(k), 0, Int32(min(32, n - p * 32)), packedA.base + r0 * k,
                            packedB + p * 32 * k, 32, c + r0 * ldc + p * 32, ldc, nil, 0)
         }
     }
@@ -155,7 +158,8 @@ public struct MultiHeadAttention: Sendable {
         let bias: [Float]? = query.bias == nil && key.bias == nil && value.bias == nil ? nil :
             (query.bias ?? Array(repeating: 0, count: dim)) + (key.bias ?? Array(repeating: 0, count: dim))
             + (value.bias ?? Array(repeating: 0, count: dim))
-        qkv = Linear(weight: query.weight + key.weight + value.weight, bias: bias, inFeatures: dim, outFeatures: 3 * dim)
+        qkv = Linear(weight: query.weight + key.weight + value.weight, bias: bias, inFeatures: dim, outFeatures: 3 * dim,
+                     kernels: query.kernels)
         self.output = output
         self.heads = heads
     }
@@ -172,23 +176,24 @@ public struct MultiHeadAttention: Sendable {
         let stride = Int32(3 * dim)
         // With the vector kernel: Kᵀ and V of each head packed as B panels, Q and the
         // probabilities packed as A inside packedProduct.
-        let packedKeys = PackedKernel.isEnabled ? workspace.make([mr_packed_b_size(Int32(headDim), Int32(tokens))]) : nil
-        let packedValues = PackedKernel.isEnabled ? workspace.make([mr_packed_b_size(Int32(tokens), Int32(headDim))]) : nil
+        let kernels = qkv.kernels
+        let packedKeys = kernels.usesPackedKernel ? workspace.make([mr_packed_b_size(Int32(headDim), Int32(tokens))]) : nil
+        let packedValues = kernels.usesPackedKernel ? workspace.make([mr_packed_b_size(Int32(tokens), Int32(headDim))]) : nil
         for h in 0..<heads {
             let q = projected.base + h * headDim
             let k = q + dim, v = q + 2 * dim
             if let packedKeys, let packedValues {
                 mr_pack_b(Int32(headDim), Int32(tokens), k, 1, 3 * dim, packedKeys.base)
-                packedProduct(rows: tokens, k: headDim, n: tokens, a: q, lda: 3 * dim, packedB: packedKeys.base,
+                packedProduct(level: kernels.gemmLevel, rows: tokens, k: headDim, n: tokens, a: q, lda: 3 * dim, packedB: packedKeys.base,
                               c: scores.base, ldc: tokens, workspace: workspace)
-                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale)
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels, threads: workspace.loopThreads)
                 mr_pack_b(Int32(tokens), Int32(headDim), v, 3 * dim, 1, packedValues.base)
-                packedProduct(rows: tokens, k: tokens, n: headDim, a: scores.base, lda: tokens, packedB: packedValues.base,
+                packedProduct(level: kernels.gemmLevel, rows: tokens, k: tokens, n: headDim, a: scores.base, lda: tokens, packedB: packedValues.base,
                               c: context.base + h * headDim, ldc: dim, workspace: workspace)
             } else {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(tokens), Int32(tokens), Int32(headDim),
                             1, q, stride, k, stride, 0, scores.base, Int32(tokens))
-                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale)
+                softmaxRows(scores.base, rows: tokens, columns: tokens, scale: scale, kernels: kernels, threads: workspace.loopThreads)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(tokens), Int32(headDim), Int32(tokens),
                             1, scores.base, Int32(tokens), v, stride, 0, context.base + h * headDim, Int32(dim))
             }
@@ -198,8 +203,9 @@ public struct MultiHeadAttention: Sendable {
 }
 
 /// Softmax of `scale`·x over every row of a `[rows, columns]` matrix, in place.
-func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scale: Float = 1) {
-    Parallel.forEachChunk(rows, limit: Parallel.maximumChunks, minimumWork: columns * 8) { _, range in
-        mr_softmax_rows(m + range.lowerBound * columns, range.count, columns, scale)
+func softmaxRows(_ m: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scale: Float = 1, kernels: KernelChoice,
+                 threads: Int) {
+    Parallel.forEachChunk(rows, limit: threads, minimumWork: columns * 8) { _, range in
+        mr_softmax_rows(kernels.vectorLevel, m + range.lowerBound * columns, range.count, columns, scale)
     }
 }

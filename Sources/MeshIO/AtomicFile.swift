@@ -30,46 +30,49 @@ public enum AtomicFile {
 
     /// Writes `bytes` to `url` atomically.
     public static func write(_ bytes: [UInt8], to url: URL) throws(MeshIOError) {
-        let path = url.path
-        let temp = temporaryURL(for: url).path
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
+        do { try replace(url, with: bytes) } catch {
+            throw .io(path: url.path, reason: String(cString: strerror(error.code.rawValue)))
+        }
+    }
+
+    /// Writes `bytes` to a fresh temporary file beside `url`, syncs it and renames it over `url`.
+    /// - Throws: the `POSIXError` of the step that failed (the temporary file is removed).
+    public static func replace(_ url: URL, with bytes: [UInt8]) throws(POSIXError) {
+        let temporary = temporaryURL(for: url)
+        try create(temporary, with: bytes)
+        guard rename(temporary.path, url.path) == 0 else {
+            let failure = posixError()
+            unlink(temporary.path)
+            throw failure
+        }
+    }
+
+    /// Creates `url` (which must not exist), writes and syncs `bytes`; removes it again on failure.
+    /// - Throws: the `POSIXError` of the step that failed.
+    public static func create(_ url: URL, with bytes: [UInt8]) throws(POSIXError) {
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError() }
         var written = 0
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
+        var failure: POSIXError?
+        bytes.withUnsafeBytes { raw in
             while written < raw.count {
                 let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n < 0 { if errno == EINTR { continue }; return false }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = posixError()
+                    return
+                }
                 written += n
             }
-            return true
         }
-        let reason = ok ? "" : String(cString: strerror(errno))
-        guard ok, fsync(fd) == 0 || errno == EINVAL else {
-            close(fd); unlink(temp)
-            throw .io(path: path, reason: ok ? String(cString: strerror(errno)) : reason)
-        }
+        // EINVAL: the file system does not sync (the bytes are written all the same).
+        if failure == nil && fsync(fd) != 0 && errno != EINVAL { failure = posixError() }
         close(fd)
-        guard rename(temp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temp)
-            throw .io(path: path, reason: reason)
+        if let failure {
+            unlink(url.path)
+            throw failure
         }
     }
-}
 
-/// A growable byte buffer for the text and binary encoders.
-struct ByteWriter {
-    var bytes: [UInt8] = []
-
-    mutating func text(_ s: String) { bytes.append(contentsOf: s.utf8) }
-    mutating func float(_ v: Float) {
-        if v == v.rounded(), abs(v) < 1e7 { text(String(Int(v))) } else { text(v.description) }
-    }
-    mutating func le<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-    mutating func le(_ v: Float) { le(v.bitPattern) }
-    mutating func pad(to alignment: Int, with byte: UInt8) {
-        while bytes.count % alignment != 0 { bytes.append(byte) }
-    }
+    private static func posixError() -> POSIXError { POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
 }

@@ -56,12 +56,6 @@ public struct Mesh: Sendable, Equatable {
         }
     }
 
-    /// Sets per-vertex colours from 8-bit RGB.
-    public mutating func setColors(_ bytes: [SIMD3<UInt8>]) {
-        precondition(bytes.count == positions.count, "one colour per position")
-        colors = bytes.map { SIMD3<Float>(Float($0.x), Float($0.y), Float($0.z)) / 255 }
-    }
-
     /// Area-weighted vertex normals from the triangles (vertices on no triangle get +Z).
     public func vertexNormals() -> [SIMD3<Float>] {
         var sums = [SIMD3<Float>](repeating: .zero, count: positions.count)
@@ -95,12 +89,6 @@ public struct Mesh: Sendable, Equatable {
         positions.withUnsafeMutableBufferPointer { p in
             for i in p.indices { p[i] *= factor }
         }
-    }
-
-    /// Reverses every triangle's winding (and flips the normals).
-    public mutating func flipWinding() {
-        triangles = triangles.map { SIMD3($0.x, $0.z, $0.y) }
-        normals = normals?.map { -$0 }
     }
 
     /// The mesh restricted to the triangles whose index `keep` returns true for, with

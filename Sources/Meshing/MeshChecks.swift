@@ -116,14 +116,6 @@ extension Mesh {
         return filteringTriangles { labels[$0] == best }
     }
 
-    /// The mesh without components of fewer than `minTriangles` triangles.
-    public func removingSmallComponents(minTriangles: Int) -> Mesh {
-        let (labels, count) = triangleComponents()
-        var sizes = [Int](repeating: 0, count: count)
-        for l in labels { sizes[l] += 1 }
-        return filteringTriangles { sizes[labels[$0]] >= minTriangles }
-    }
-
     /// Triangles with a repeated index or an area at most `areaEpsilon`.
     public func degenerateTriangleCount(areaEpsilon: Float = 0) -> Int {
         var count = 0
@@ -133,13 +125,6 @@ extension Mesh {
             if length(cross(b - a, c - a)) * 0.5 <= areaEpsilon { count += 1 }
         }
         return count
-    }
-
-    /// The mesh without triangles that repeat a vertex index.
-    public func removingRepeatedIndexTriangles() -> Mesh {
-        var copy = self
-        copy.triangles.removeAll { $0.x == $0.y || $0.y == $0.z || $0.x == $0.z }
-        return copy
     }
 
     /// Vertices whose position is bit-for-bit equal to an earlier vertex's.

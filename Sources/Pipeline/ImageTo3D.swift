@@ -23,15 +23,12 @@ public final class ImageTo3D: Sendable {
     private let workspaces = WorkspacePool()
 
     /// Loads the weights in `directory` (ours: `mrdepth.json` + `mrdepth.safetensors`; or a
-    /// Hugging Face Depth-Anything-V2 folder, in which case our own default weights are
-    /// loaded too, from `shapeWeights` or the default location, for the mask and back surface).
-    public init(weights directory: URL? = nil, shapeWeights: URL? = nil) throws(PipelineError) {
-        guard let directory = directory ?? ImageTo3D.defaultWeightsDirectory() else {
-            throw .invalidOptions("no weights found: pass --weights DIR or set MYROOM_WEIGHTS (searched: "
-                + ImageTo3D.weightSearchPath().map(\.path).joined(separator: ", ") + ")")
-        }
+    /// Hugging Face Depth-Anything-V2 folder, in which case the project's own weights in
+    /// `shapeWeights` are loaded too, for the mask and back surface), for the network to run on
+    /// `kernels`.
+    public init(weights directory: URL, shapeWeights: URL? = nil, kernels: KernelChoice = .automatic) throws(PipelineError) {
         let model: DepthModel
-        do { model = try DepthModel.load(directory: directory) } catch { throw .model(error) }
+        do { model = try DepthModel.load(directory: directory, kernels: kernels) } catch { throw .model(error) }
         weightsDirectory = directory
         depthModel = model
         switch model {
@@ -39,11 +36,11 @@ public final class ImageTo3D: Sendable {
             shapeModel = model
             trainedFieldOfView = Float(net.config.fovDegrees ?? 60)
         case .depthAnything:
-            guard let own = shapeWeights ?? ImageTo3D.defaultWeightsDirectory() else {
+            guard let own = shapeWeights else {
                 throw .invalidOptions("Depth Anything gives front depth only; the project's own weights (for the mask and back surface) were not found")
             }
             let shape: DepthModel
-            do { shape = try DepthModel.load(directory: own) } catch { throw .model(error) }
+            do { shape = try DepthModel.load(directory: own, kernels: kernels) } catch { throw .model(error) }
             guard case .mrdepth(let net) = shape else {
                 throw .invalidOptions("\(own.path) does not hold the project's own mrdepth weights")
             }
@@ -52,37 +49,20 @@ public final class ImageTo3D: Sendable {
         }
     }
 
+    /// Loads `weights`, or without them the project's own weights found on the environment's
+    /// search path (which also gives a Depth Anything folder its own weights), with its kernels.
+    public convenience init(weights directory: URL?, environment: EngineEnvironment) throws(PipelineError) {
+        guard let directory = directory ?? environment.ownWeights else {
+            throw .invalidOptions("no weights found: pass --weights DIR or set MYROOM_WEIGHTS (searched: "
+                + environment.weightSearchPath.map(\.path).joined(separator: ", ") + ")")
+        }
+        try self.init(weights: directory, shapeWeights: environment.ownWeights, kernels: environment.kernels)
+    }
+
     /// Sets the process-wide OpenBLAS thread count. A command running one photo at a time
     /// gives it every core; a worker running N pipelines at once on N cores sets 1.
     public static func setNetworkThreads(_ threads: Int) {
         BLASThreads.set(threads)
-    }
-
-    // MARK: Weights location
-
-    /// Where default weights are looked for, in order: `$MYROOM_WEIGHTS`; `Weights/` beside
-    /// the executable or up to four folders above it (a `swift build` tree); `Weights/` in
-    /// the current directory; the source checkout this was built from.
-    public static func weightSearchPath() -> [URL] {
-        var candidates: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["MYROOM_WEIGHTS"], !env.isEmpty {
-            candidates.append(URL(fileURLWithPath: env))
-        }
-        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 {
-            candidates.append(dir.appendingPathComponent("Weights"))
-            candidates.append(dir.appendingPathComponent("share/myroom-3d/Weights"))
-            dir = dir.deletingLastPathComponent()
-        }
-        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Weights"))
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(source.appendingPathComponent("Weights"))
-        return candidates
-    }
-
-    /// The first folder on `weightSearchPath()` that holds `mrdepth.json`.
-    public static func defaultWeightsDirectory() -> URL? {
-        weightSearchPath().first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("mrdepth.json").path) }
     }
 
     // MARK: Running
@@ -391,7 +371,7 @@ public final class ImageTo3D: Sendable {
     /// trained on metric depth (`metric_depth` in their config) give metres for a camera of
     /// vertical field of view `fieldOfView` (default: the options', else the weights').
     public func estimateDepth(_ photo: Image, options: PipelineOptions, fieldOfView: Float? = nil) throws(PipelineError) -> DepthEstimate {
-        let (shape, sw, sh, heads) = try infer(shapeModel, photo, longSide: options.resolution)
+        let (shape, sw, sh, heads) = try infer(shapeModel, photo, longSide: options.resolution, threads: options.threads)
         let (mw, mh) = ImageTo3D.mapSize(photoWidth: photo.width, photoHeight: photo.height, networkWidth: sw, networkHeight: sh)
         var front = FloatMap.resample(shape[0], width: sw, height: sh, to: mw, mh)
         var back = FloatMap.resample(shape[1], width: sw, height: sh, to: mw, mh)
@@ -416,7 +396,7 @@ public final class ImageTo3D: Sendable {
         if case .depthAnything = depthModel {
             // Front depth from Depth Anything (relative inverse depth), aligned by least
             // squares in disparity space to ours; the back keeps our thickness ratio.
-            let (out, dw, dh, _) = try infer(depthModel, photo, longSide: nil)
+            let (out, dw, dh, _) = try infer(depthModel, photo, longSide: nil, threads: options.threads)
             let disparity = FloatMap.resample(out[0], width: dw, height: dh, to: mw, mh)
             let target = front.map { 1 / max($0, 1e-6) }
             let (s, t) = FloatMap.fitScaleShift(disparity, to: target)
@@ -462,13 +442,14 @@ public final class ImageTo3D: Sendable {
 
     /// One inference: returns the output channels as planes, the input width/height and what the
     /// weights' heads say.
-    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?) throws(PipelineError) -> ([[Float]], Int, Int, HeadOutputs) {
+    func infer(_ model: DepthModel, _ photo: Image, longSide: Int?, threads: Int) throws(PipelineError) -> ([[Float]], Int, Int, HeadOutputs) {
         let (w, h) = ImageTo3D.inputSize(model, width: photo.width, height: photo.height, longSide: longSide)
         let mean = model.mean, std = model.std
         let input = photo.resized(width: w, height: h)
             .planarFloats(mean: (mean[0], mean[1], mean[2]), std: (std[0], std[1], std[2]))
         let workspace = workspaces.take()
         defer { workspaces.give(workspace) }
+        workspace.threads = threads
         let output: Tensor, heads: HeadOutputs
         do {
             let prediction = try model.predictWithScene(Tensor(shape: [1, 3, h, w], values: input), workspace: workspace)

@@ -24,7 +24,8 @@ public struct PipelineOptions: Sendable, Equatable {
     /// vertex colours. Object meshes get texture coordinates by projecting each vertex into
     /// the photo (exact on the visible side; the hidden side repeats the visible colours).
     public var texture: Bool = false
-    /// Network input size along the longer side (nil: the model's own, 256 for ours).
+    /// Network input size along the longer side (nil: the weights' `input_size`, 192 for the shipped
+    /// ones, or 256 when their config gives none; Depth Anything V2's `image_size`, 518 as published).
     public var resolution: Int? = nil
     /// Marching-cubes voxels along the object's longest side (object mode): the least; the grid
     /// is made finer, up to `maxVolumeResolution`, when the silhouette has thin parts (legs,
@@ -53,7 +54,9 @@ public struct PipelineOptions: Sendable, Equatable {
     public var fovDegrees: Float? = nil
     /// Relief mode: greedy simplification to this maximum error in camera-frame units (nil: none).
     public var reliefMaxError: Float? = nil
-    /// Threads for the network (OpenBLAS) and marching cubes.
+    /// Threads for one run: the network's own loops and marching cubes. The network's OpenBLAS
+    /// calls follow OpenBLAS's process-wide count (`ImageTo3D.setNetworkThreads`), which Debian's
+    /// OpenBLAS cannot set per call.
     public var threads: Int = 1
     /// Largest texture side written with `texture` (the photo is shrunk to fit).
     public var maxTextureSide: Int = 2048

@@ -2,8 +2,9 @@ import Foundation
 import Fetch
 import Imaging
 
-/// The engine, as the worker sees it: image bytes in, model files out. The `Pipeline` module
-/// implements it; tests use a small generator behind the same protocol.
+/// The engine, as the worker sees it: image bytes in, model files out. `PipelineModelGenerator`
+/// implements it with `Pipeline`'s `ImageTo3D`; `BoxModelGenerator` is the stand-in that plumbing
+/// checks and tests use behind the same protocol.
 public protocol ModelGenerating: Sendable {
     /// Turns one photo into model files.
     ///
@@ -13,12 +14,13 @@ public protocol ModelGenerating: Sendable {
     ///   - modelsDirectory: the folder to write into (`uploads/models`).
     ///   - baseName: the file name without extension, e.g. `model3d_12345_20240108_160000`; write
     ///     `baseName.obj` (and `.mtl`, `.png`, `.glb` as configured) there.
-    ///   - blasThreads: threads the engine may use (the worker runs several jobs at once).
+    ///   - blasThreads: threads this one job may use (the worker runs several jobs at once; it sets
+    ///     OpenBLAS's process-wide count once, before its pool starts).
     /// - Returns: the files written and what was measured.
     /// - Throws: `ImageError` for photos that cannot be decoded (permanent); an error conforming to
     ///   `ClassifiedJobError` to choose the outcome; any other error counts as a permanent
-    ///   `generation_failed`. Files must be written atomically (temporary name, then rename: see
-    ///   `OutputStore.writeAtomically`), so a crash never leaves a partial model.
+    ///   `generation_failed`. Files must be written atomically (temporary name, then rename: MeshIO's
+    ///   `AtomicFile`, which `OutputStore.writeAtomically` calls), so a crash never leaves a partial model.
     func generate(imageBytes: [UInt8], imageURL: URL, modelsDirectory: URL, baseName: String,
                   blasThreads: Int) throws -> GenerationResult
 }

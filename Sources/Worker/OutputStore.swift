@@ -181,40 +181,10 @@ public struct OutputStore: Sendable {
     }
 
     /// Writes `bytes` to a temporary file in the destination's folder, syncs it and renames it over `url`.
-    public static func writeAtomically(_ bytes: [UInt8], to url: URL) throws {
-        let temporary = temporaryURL(for: url)
-        try writeFile(bytes, to: temporary)
-        if rename(temporary.path, url.path) != 0 {
-            let failure = errno
-            unlink(temporary.path)
-            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO)
-        }
-    }
+    public static func writeAtomically(_ bytes: [UInt8], to url: URL) throws { try AtomicFile.replace(url, with: bytes) }
 
     /// Creates `url` (which must not exist), writes and syncs `bytes`; removes it again on failure.
-    static func writeFile(_ bytes: [UInt8], to temporary: URL) throws {
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        var offset = 0
-        var failure: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += n
-            }
-        }
-        if failure == 0 && fsync(fd) != 0 { failure = errno }
-        close(fd)
-        if failure != 0 {
-            unlink(temporary.path)
-            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO)
-        }
-    }
+    static func writeFile(_ bytes: [UInt8], to temporary: URL) throws { try AtomicFile.create(temporary, with: bytes) }
 
     /// The temporary-name convention is MeshIO's, shared with the engine's file writers, so
     /// `removeStaleTemporaries` also finds a crashed engine's half-written models.

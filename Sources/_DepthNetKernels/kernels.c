@@ -7,14 +7,9 @@
 
 int mr_kernel_level(void) {
     __builtin_cpu_init();
-    // DEPTHNET_KERNELS=avx2 caps the level (to test the AVX2 kernels on an AVX-512 machine);
-    // DEPTHNET_KERNELS=blas is handled by the Swift side (PackedKernel.isEnabled).
-    const char *choice = getenv("DEPTHNET_KERNELS");
-    int cap = choice && strcmp(choice, "avx2") == 0 ? 1 : 2;
-    int level = 0;
-    if (__builtin_cpu_supports("avx512f")) level = 2;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) level = 1;
-    return level < cap ? level : cap;
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    return 0;
 }
 
 long mr_packed_size(int m, int k) { return (long)((m + MR_ROWS - 1) / MR_ROWS) * MR_ROWS * k; }
@@ -121,19 +116,8 @@ static void tile_avx2(int rows, int k, const float *a, const float *b, long ldb,
     }
 }
 
-static int mr_kernel_level_cached(void) {
-    static int cached = -1;
-    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) {
-        level = mr_kernel_level();
-        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-    }
-    return level;
-}
-
-void mr_gemm_packed(int m, int k, int n0, int n1, const float *packed, const float *b, long ldb,
+void mr_gemm_packed(int level, int m, int k, int n0, int n1, const float *packed, const float *b, long ldb,
                     float *c, long ldc, const float *bias, int relu) {
-    int level = mr_kernel_level_cached();
     int panels = (m + MR_ROWS - 1) / MR_ROWS;
     int width = level == 2 ? 32 : 8;
     // Column blocks outermost: one block of B (k × width) stays in cache across all row panels.
@@ -277,11 +261,10 @@ static void direct48_avx512(int rows, int k, const float *a, const float *const 
     direct_segments_avx512(3, rows, k, a, src, offset, c, ldc, bias, relu);
 }
 
-void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
+void mr_conv_panels(int level, const mr_conv_shape *shape, const float *src, long p0, long p1, float *scratch,
                     int m, int q0, int q1, const float *packed, float *dst, const float *bias, int relu) {
     long n = (long)shape->oh * shape->ow;
     int k = shape->cin * shape->kh * shape->kw;
-    int level = mr_kernel_level_cached();
     // Stride 1: a panel of 32 positions inside one output row whose receptive field is inside
     // the input reads B straight from the input, row kk at src + base + offset[kk].
     int *offset = (int *)(scratch + (long)k * 32);
@@ -313,12 +296,12 @@ void mr_conv_panels(const mr_conv_shape *shape, const float *src, long p0, long 
         }
         gather_panel(shape, src, j0, cols, scratch);
         int r0 = q0 * MR_ROWS, r1 = q1 * MR_ROWS < m ? q1 * MR_ROWS : m;
-        mr_gemm_packed(r1 - r0, k, 0, cols, packed + (long)r0 * k, scratch, 32, dst + (long)r0 * n + j0, n,
+        mr_gemm_packed(level, r1 - r0, k, 0, cols, packed + (long)r0 * k, scratch, 32, dst + (long)r0 * n + j0, n,
                        bias ? bias + r0 : 0, relu);
     }
 }
 
-int mr_prepared_step(void) { return mr_kernel_level_cached() == 2 ? 48 : 32; }
+int mr_prepared_step(int level) { return level == 2 ? 48 : 32; }
 
 /// offset[kk] for patch row kk = (c, ky, kx) of a prepared input: where that row's input for output
 /// (0, 0) lies (stride phase kx mod stride, row ky, column kx / stride).
@@ -354,11 +337,10 @@ static inline void prepared_step(const mr_conv_prepared *d, int k, int level, lo
     }
 }
 
-void mr_conv_panels_prepared(const mr_conv_prepared *d, long j0, long j1, int *offset, int m, int q0, int q1,
+void mr_conv_panels_prepared(int level, const mr_conv_prepared *d, long j0, long j1, int *offset, int m, int q0, int q1,
                              const float *packed, const mr_conv_output *out, const float *bias, int relu) {
     long n = (long)d->oh * d->ow;
     int k = d->cin * d->kh * d->kw, s = d->stride;
-    int level = mr_kernel_level_cached();
     prepared_offsets(d, offset);
     // Positions [j0, j1) ∩ [0, n), in steps of 48 columns (AVX-512) or 32, then a 16- or 32-column
     // tail; every 16-column segment lies inside one output row because ow is a multiple of 16.
@@ -402,17 +384,17 @@ static chan_tiling chan_tiles(int oh, int ow, int max_positions) {
     return t;
 }
 
-static int chan_max_positions(void) { return mr_kernel_level_cached() == 2 ? 12 : 6; }
+static int chan_max_positions(int level) { return level == 2 ? 12 : 6; }
 
-int mr_channel_block(void) { return mr_kernel_level_cached() == 2 ? 32 : 16; }
+int mr_channel_block(int level) { return level == 2 ? 32 : 16; }
 
-long mr_channel_packed_size(int m, int k) {
-    int cb = mr_channel_block();
+long mr_channel_packed_size(int level, int m, int k) {
+    int cb = mr_channel_block(level);
     return (long)((m + cb - 1) / cb) * cb * k;
 }
 
-void mr_pack_channels(int m, int k, const float *a, int lda, float *packed) {
-    int cb = mr_channel_block(), blocks = (m + cb - 1) / cb;
+void mr_pack_channels(int level, int m, int k, const float *a, int lda, float *packed) {
+    int cb = mr_channel_block(level), blocks = (m + cb - 1) / cb;
     for (int p = 0; p < blocks; p++)
         for (int kk = 0; kk < k; kk++)
             for (int j = 0; j < cb; j++) {
@@ -421,8 +403,8 @@ void mr_pack_channels(int m, int k, const float *a, int lda, float *packed) {
             }
 }
 
-long mr_channel_tiles(int oh, int ow) {
-    chan_tiling t = chan_tiles(oh, ow, chan_max_positions());
+long mr_channel_tiles(int level, int oh, int ow) {
+    chan_tiling t = chan_tiles(oh, ow, chan_max_positions(level));
     return (long)t.rowgroups * t.colgroups;
 }
 
@@ -512,12 +494,12 @@ static void chan_tile_avx2(int R, int C, int k, const float *w, const int *offse
     }
 }
 
-void mr_conv_channels_prepared(const mr_conv_prepared *d, long t0, long t1, int *offset, int m, const float *packed,
-                               const mr_conv_output *out, const float *bias, int relu) {
+void mr_conv_channels_prepared(int level, const mr_conv_prepared *d, long t0, long t1, int *offset, int m,
+                               const float *packed, const mr_conv_output *out, const float *bias, int relu) {
     int k = d->cin * d->kh * d->kw, s = d->stride;
-    int level = mr_kernel_level_cached(), cb = mr_channel_block();
+    int cb = mr_channel_block(level);
     prepared_offsets(d, offset);
-    chan_tiling t = chan_tiles(d->oh, d->ow, chan_max_positions());
+    chan_tiling t = chan_tiles(d->oh, d->ow, chan_max_positions(level));
     long tiles = (long)t.rowgroups * t.colgroups;
     float buf[12 * 32];
     for (long task = t0; task < t1; task++) {
@@ -593,8 +575,7 @@ static void softmax_scalar(float *row, long columns, float scale) {
     for (long i = 0; i < columns; i++) row[i] *= 1.0f / total;
 }
 
-void mr_softmax_rows(float *m, long rows, long columns, float scale) {
-    int level = mr_kernel_level_cached();
+void mr_softmax_rows(int level, float *m, long rows, long columns, float scale) {
     for (long r = 0; r < rows; r++) {
         if (level == 2) softmax_avx512(m + r * columns, columns, scale);
         else softmax_scalar(m + r * columns, columns, scale);
@@ -622,8 +603,8 @@ static int upsample2x_row_avx512(const float *r0, const float *r1, float a, floa
     return i;
 }
 
-void mr_upsample2x_row(const float *r0, const float *r1, float a, float b, int w, float *out) {
-    int i = mr_kernel_level_cached() == 2 ? upsample2x_row_avx512(r0, r1, a, b, w, out) : 0;
+void mr_upsample2x_row(int level, const float *r0, const float *r1, float a, float b, int w, float *out) {
+    int i = level == 2 ? upsample2x_row_avx512(r0, r1, a, b, w, out) : 0;
     // The rest (and everything without AVX-512), in the same arithmetic order.
     for (; i < w - 1; i++) {
         float x0 = a * r0[i] + b * r1[i], x1 = a * r0[i + 1] + b * r1[i + 1];
@@ -712,8 +693,8 @@ static long mrdepth_post_avx512(float *front, float *back, float *mask, long n) 
     return i;
 }
 
-void mr_mrdepth_post(float *front, float *back, float *mask, long n) {
-    long i = mr_kernel_level_cached() == 2 ? mrdepth_post_avx512(front, back, mask, n) : 0;
+void mr_mrdepth_post(int level, float *front, float *back, float *mask, long n) {
+    long i = level == 2 ? mrdepth_post_avx512(front, back, mask, n) : 0;
     for (; i < n; i++) {
         float f = expf(front[i]), x = back[i];
         front[i] = f;

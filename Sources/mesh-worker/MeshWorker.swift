@@ -46,7 +46,7 @@ struct MeshWorker: AsyncParsableCommand {
                                valueName: "engine"))
     var engine: Engine?
 
-    @Option(help: ArgumentHelp("Weights folder of the pipeline engine (env MYROOM_WEIGHTS; default: Weights/ beside the executable or in the checkout).",
+    @Option(help: ArgumentHelp("Weights folder of the pipeline engine (env MYROOM_WEIGHTS; default: Weights/ beside or above the executable, or in the current folder).",
                                valueName: "dir"))
     var weights: String?
 
@@ -100,7 +100,9 @@ struct MeshWorker: AsyncParsableCommand {
             ImageTo3D.setNetworkThreads(configuration.blasThreads)
             let engine: ImageTo3D
             do {
-                engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) })
+                engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) }, environment: EngineEnvironment(
+                    environment: environment, executable: URL(fileURLWithPath: CommandLine.arguments.first ?? "mesh-worker"),
+                    currentDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)))
             } catch {
                 throw ValidationError("cannot load the engine: \(error)")
             }

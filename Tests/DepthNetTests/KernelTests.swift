@@ -6,14 +6,17 @@ import _DepthNetKernels
 /// The small C helpers of `_DepthNetKernels` against their plain definitions (vector and scalar paths).
 @Suite("C helper kernels")
 struct KernelTests {
-    @Test("mrdepth post-processing: exp, softplus, sigmoid over the whole float range")
-    func post() {
+    /// The vector levels this processor runs: 0 (scalar) up to its own.
+    static let levels = Array(0...KernelChoice.processorLevel)
+
+    @Test("mrdepth post-processing: exp, softplus, sigmoid over the whole float range", arguments: levels)
+    func post(level: Int32) {
         // −100 … 100 in small steps plus lengths that leave a scalar tail
         let values = (0..<4001).map { Float($0 - 2000) / 20 } + [0, -0, 1e-8, -1e-8, 20.0001, 19.9999, 87, -87]
         for count in [values.count, 15, 17] {
             var front = Array(values.prefix(count).map { min($0, 80) }), back = Array(values.prefix(count)), mask = Array(values.prefix(count).reversed())
             let (f0, b0, m0) = (front, back, mask)
-            mr_mrdepth_post(&front, &back, &mask, count)
+            mr_mrdepth_post(level, &front, &back, &mask, count)
             for i in 0..<count {
                 let f = Double(f0[i]), x = Double(b0[i]), z = Double(m0[i])
                 let ef = exp(f), eb = ef * (1 + (x > 30 ? x : log1p(exp(x)))), em = 1 / (1 + exp(-z))
@@ -46,12 +49,12 @@ struct KernelTests {
         }
     }
 
-    @Test("×2 upsampling rows match the two-tap definition", arguments: [2, 3, 16, 17, 18, 40, 64])
-    func upsampleRow(width: Int) {
+    @Test("×2 upsampling rows match the two-tap definition", arguments: [2, 3, 16, 17, 18, 40, 64], levels)
+    func upsampleRow(width: Int, level: Int32) {
         let r0 = (0..<width).map { sin(Float($0) * 0.7) }, r1 = (0..<width).map { cos(Float($0) * 0.3) }
         let (a, b): (Float, Float) = (0.25, 0.75)
         var out = [Float](repeating: .nan, count: 2 * width)
-        mr_upsample2x_row(r0, r1, a, b, Int32(width), &out)
+        mr_upsample2x_row(level, r0, r1, a, b, Int32(width), &out)
         let row = (0..<width).map { a * r0[$0] + b * r1[$0] }
         var expected = [Float](repeating: 0, count: 2 * width)
         expected[0] = row[0]
@@ -99,14 +102,16 @@ struct ConvolutionShapeTests {
         func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
         let x = (0..<(cin * height * width)).map { _ in next() }
         let weight = (0..<(cout * cin * 9)).map { _ in next() }, bias = (0..<cout).map { _ in next() }
-        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
-        let workspace = Workspace()
-        let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: workspace).toArray()
-        let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
-                                      kernel: 3, stride: stride, padding: 1)
-        #expect(y.count == expected.count)
-        let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst < 1e-5, "\(height)×\(width) stride \(stride): worst difference \(worst)")
+        for kernels in KernelChoice.allCases {
+            let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1, kernels: kernels)
+            let workspace = Workspace()
+            let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: workspace).toArray()
+            let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
+                                          kernel: 3, stride: stride, padding: 1)
+            #expect(y.count == expected.count)
+            let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-5, "\(height)×\(width) stride \(stride) (\(kernels)): worst difference \(worst)")
+        }
     }
 
     /// Rows shorter than 16 or not a multiple of it (the 8×8 and 4×4 layers of a 128 input) run on the
@@ -121,13 +126,15 @@ struct ConvolutionShapeTests {
         func next() -> Float { state = state &* 1_664_525 &+ 1_013_904_223; return Float(state >> 8) / Float(1 << 24) - 0.5 }
         let x = (0..<(cin * height * width)).map { _ in next() }
         let weight = (0..<(cout * cin * 9)).map { _ in next() }, bias = (0..<cout).map { _ in next() }
-        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1)
-        let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: Workspace()).toArray()
-        let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
-                                      kernel: 3, stride: stride, padding: 1)
-        #expect(y.count == expected.count)
-        let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst < 1e-5 * Float(max(1, cin / 8)), "\(height)×\(width) stride \(stride) \(cin)→\(cout): worst difference \(worst)")
+        for kernels in KernelChoice.allCases {
+            let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (3, 3), stride: stride, padding: 1, kernels: kernels)
+            let y = conv(Tensor(shape: [1, cin, height, width], values: x), activation: .relu, workspace: Workspace()).toArray()
+            let expected = Self.reference(x, cin: cin, h: height, w: width, weight: weight, bias: bias, cout: cout,
+                                          kernel: 3, stride: stride, padding: 1)
+            #expect(y.count == expected.count)
+            let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-5 * Float(max(1, cin / 8)), "\(height)×\(width) stride \(stride) \(cin)→\(cout) (\(kernels)): worst difference \(worst)")
+        }
     }
 
     /// A layer writing into the next layer's padded input (interior = its plain output, borders
@@ -137,17 +144,24 @@ struct ConvolutionShapeTests {
         let (cin, cout, pad) = (5, 40, 1)
         let x = (0..<(cin * h * w)).map { Float(($0 * 37) % 101) / 50 - 1 }
         let weight = (0..<(cout * cin * 9)).map { Float(($0 * 13) % 29) / 29 - 0.5 }
+        for kernels in KernelChoice.allCases {
+            try paddedOutput(x, weight, cin: cin, cout: cout, pad: pad, height: h, width: w, stride: stride, kernels: kernels)
+        }
+    }
+
+    func paddedOutput(_ x: [Float], _ weight: [Float], cin: Int, cout: Int, pad: Int, height h: Int, width w: Int, stride: Int,
+                      kernels: KernelChoice) throws {
         let conv = Conv2D(weight: weight, bias: (0..<cout).map { Float($0 % 7) / 10 - 0.3 }, outChannels: cout, inChannels: cin,
-                          kernel: (3, 3), stride: stride, padding: 1)
+                          kernel: (3, 3), stride: stride, padding: 1, kernels: kernels)
         let next = Conv2D(weight: [Float](repeating: 0.1, count: 4 * cout * 9), bias: nil, outChannels: 4, inChannels: cout,
-                          kernel: (3, 3), padding: pad)
+                          kernel: (3, 3), padding: pad, kernels: kernels)
         let workspace = Workspace()
         let input = Tensor(shape: [1, cin, h, w], values: x)
         let plain = conv(input, activation: .relu, workspace: workspace).toArray()
         let (oh, ow) = conv.outputSize(height: h, width: w)
         guard conv.writesPaddedOutput(height: h, width: w, activation: .relu),
               let out = next.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: workspace) else {
-            #expect(!PackedKernel.isEnabled, "the packed kernel is on but the layer writes no padded output")
+            #expect(!kernels.usesPackedKernel, "the packed kernel is on but the layer writes no padded output")
             return
         }
         #expect(!conv.writesPaddedOutput(height: h, width: w, activation: .gelu))
@@ -176,7 +190,8 @@ struct ConvolutionShapeTests {
         #expect(interior(out) == plain)
         #expect(border(out).allSatisfy { $0 == 0 })
         if stride == 1, let paddedIn = conv.makePaddedInput(height: h, width: w, activation: .relu, workspace: workspace) {
-            Ops.copyPlanes(input, into: paddedIn.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+            Ops.copyPlanes(input, into: paddedIn.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2),
+                           threads: workspace.loopThreads)
             let again = next.makePaddedInput(height: oh, width: ow, activation: .relu, workspace: workspace)!
             conv(padded: paddedIn, height: h, width: w, activation: .relu, intoPadded: again, padding: pad, workspace: workspace)
             #expect(interior(again) == plain)
@@ -188,19 +203,26 @@ struct ConvolutionShapeTests {
         let (cin, cout, h) = (6, 9, 12)
         let x = (0..<(cin * h * w)).map { Float(($0 * 37) % 101) / 50 - 1 }
         let weight = (0..<(cout * cin * 9)).map { Float(($0 * 13) % 29) / 29 - 0.5 }
+        for kernels in KernelChoice.allCases {
+            try paddedInput(x, weight, cin: cin, cout: cout, height: h, width: w, kernels: kernels)
+        }
+    }
+
+    func paddedInput(_ x: [Float], _ weight: [Float], cin: Int, cout: Int, height h: Int, width w: Int, kernels: KernelChoice) throws {
         let conv = Conv2D(weight: weight, bias: (0..<cout).map { Float($0) / 10 }, outChannels: cout, inChannels: cin,
-                          kernel: (3, 3), padding: 1)
+                          kernel: (3, 3), padding: 1, kernels: kernels)
         let workspace = Workspace()
         let input = Tensor(shape: [1, cin, h, w], values: x)
         let plain = conv(input, activation: .relu, workspace: workspace).toArray()
         guard let padded = conv.makePaddedInput(height: h, width: w, activation: .relu, workspace: workspace) else {
-            #expect(!PackedKernel.isEnabled, "the packed kernel is on but the layer takes no padded input")
+            #expect(!kernels.usesPackedKernel, "the packed kernel is on but the layer takes no padded input")
             return
         }
         #expect(conv.makePaddedInput(height: h, width: w, activation: .gelu, workspace: workspace) == nil)
         // Fill the interior as a producer would (the workspace may hand back a used buffer: only the
         // borders are zeroed by makePaddedInput).
-        Ops.copyPlanes(input, into: padded.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2))
+        Ops.copyPlanes(input, into: padded.base + (w + 2) + 1, rowStride: w + 2, planeStride: (h + 2) * (w + 2),
+                           threads: workspace.loopThreads)
         let viaPadded = conv(padded: padded, height: h, width: w, activation: .relu, workspace: workspace).toArray()
         #expect(viaPadded == plain)
     }

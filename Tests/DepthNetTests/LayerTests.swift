@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 @testable import DepthNet
 
@@ -136,16 +137,19 @@ struct LayerTests {
         var generator = SplitMix64(seed: UInt64(cout * 1000 + cin))
         let weight = (0..<(cout * cin / groups * k * k)).map { _ in generator.nextGaussian() }
         let bias = (0..<cout).map { _ in generator.nextGaussian() }
-        let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (k, k),
-                          stride: stride, padding: k / 2, groups: groups)
         let x = Tensor(shape: [1, cin, h, w], values: (0..<(cin * h * w)).map { _ in generator.nextGaussian() })
-        let reference = conv.withoutPackedKernel()
-        #expect(!reference.usesPackedKernel)
-        #expect(conv.usesPackedKernel == PackedKernel.isEnabled)
-        for activation in [Activation.identity, .relu, .sigmoid] {
-            let expected = reference(x, activation: activation, workspace: workspace).toArray()
-            let y = conv(x, activation: activation, workspace: workspace)
-            #expect(relativeError(y.toArray(), expected) <= 1e-5, "\(activation)")
+        for kernels in KernelChoice.allCases {
+            let conv = Conv2D(weight: weight, bias: bias, outChannels: cout, inChannels: cin, kernel: (k, k),
+                              stride: stride, padding: k / 2, groups: groups, kernels: kernels)
+            let reference = conv.withoutPackedKernel()
+            #expect(!reference.usesPackedKernel)
+            let depthwise = groups == cin && groups == cout && groups > 1
+            #expect(conv.usesPackedKernel == (kernels.usesPackedKernel && !depthwise))
+            for activation in [Activation.identity, .relu, .sigmoid] {
+                let expected = reference(x, activation: activation, workspace: workspace).toArray()
+                let y = conv(x, activation: activation, workspace: workspace)
+                #expect(relativeError(y.toArray(), expected) <= 1e-5, "\(activation), \(kernels)")
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SeededRandom
 import Testing
 @testable import DepthNet
 
@@ -23,22 +24,23 @@ func temporaryDirectory() throws -> URL {
 
 @Suite("Model parity against PyTorch")
 struct ModelParityTests {
-    func run(_ folder: String, output: String) throws -> (DepthModel, Tensor, [Float], [Int]) {
-        let model = try DepthModel.load(directory: Fixtures.url(folder))
+    func run(_ folder: String, output: String, kernels: KernelChoice) throws -> (DepthModel, Tensor, [Float], [Int]) {
+        let model = try DepthModel.load(directory: Fixtures.url(folder), kernels: kernels)
         let inputs = try Fixtures.file("\(folder)/input.safetensors")
         let outputs = try Fixtures.file("\(folder)/output.safetensors")
         let y = try model.predict(try inputs.tensor("input"), workspace: Workspace())
         return (model, y, try outputs.values(output), outputs.shape(output))
     }
 
-    @Test("mrdepth-unet matches PyTorch (f32 and f16 weights)", arguments: ["mrdepth", "mrdepth-f16"])
-    func mrdepth(_ folder: String) throws {
-        let (model, y, expected, shape) = try run(folder, output: "output")
+    @Test("mrdepth-unet matches PyTorch (f32 and f16 weights), on every kernel choice",
+          arguments: ["mrdepth", "mrdepth-f16"], KernelChoice.allCases)
+    func mrdepth(_ folder: String, _ kernels: KernelChoice) throws {
+        let (model, y, expected, shape) = try run(folder, output: "output", kernels: kernels)
         guard case .mrdepth(let net) = model else { Issue.record("detected \(model)"); return }
         #expect(model.outputNames == ["front", "back", "mask"])
         #expect(model.sizeMultiple == 32)
         #expect(net.config.widths == [4, 8, 8, 12, 16] && net.config.fovDegrees == 50)
-        expectClose(y, expected, shape: shape, "\(folder) output")
+        expectClose(y, expected, shape: shape, "\(folder) output (\(kernels))")
         // Each output channel on its own, so the small-range mask is held to the bound too.
         let plane = y.count / 3
         let actual = y.toArray()
@@ -144,14 +146,15 @@ struct ModelParityTests {
         }
     }
 
-    @Test("Depth Anything V2 (tiny config) matches transformers (f32 and bf16 weights)", arguments: ["dav2", "dav2-bf16"])
-    func depthAnything(_ folder: String) throws {
-        let (model, y, expected, shape) = try run(folder, output: "predicted_depth")
+    @Test("Depth Anything V2 (tiny config) matches transformers (f32 and bf16 weights), on every kernel choice",
+          arguments: ["dav2", "dav2-bf16"], KernelChoice.allCases)
+    func depthAnything(_ folder: String, _ kernels: KernelChoice) throws {
+        let (model, y, expected, shape) = try run(folder, output: "predicted_depth", kernels: kernels)
         guard case .depthAnything(let net) = model else { Issue.record("detected \(model)"); return }
         #expect(net.config.outIndices == [1, 2, 3, 4] && net.config.hiddenSize == 32 && net.config.imageSize == 70)
         #expect(model.sizeMultiple == 14)
         // transformers returns (N, H, W); the runtime keeps NCHW, (N, 1, H, W).
-        expectClose(y, expected, shape: [shape[0], 1, shape[1], shape[2]], folder)
+        expectClose(y, expected, shape: [shape[0], 1, shape[1], shape[2]], "\(folder) (\(kernels))")
     }
 
     @Test("Depth Anything accepts the transformers 5 attention names (q_proj, o_proj)")
@@ -172,9 +175,9 @@ struct ModelParityTests {
         #expect(relativeError(y.toArray(), try Fixtures.file("dav2/output.safetensors").values("predicted_depth")) <= 1e-4)
     }
 
-    @Test("Steady state: a second inference allocates no new buffers", arguments: ["mrdepth", "dav2"])
-    func steadyState(_ folder: String) throws {
-        let model = try DepthModel.load(directory: Fixtures.url(folder))
+    @Test("Steady state: a second inference allocates no new buffers", arguments: ["mrdepth", "dav2"], KernelChoice.allCases)
+    func steadyState(_ folder: String, _ kernels: KernelChoice) throws {
+        let model = try DepthModel.load(directory: Fixtures.url(folder), kernels: kernels)
         let input = try Fixtures.file("\(folder)/input.safetensors").tensor("input")
         let workspace = Workspace()
         let first = try model.predict(input, workspace: workspace).toArray()

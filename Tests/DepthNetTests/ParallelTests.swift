@@ -65,4 +65,13 @@ struct ParallelTests {
             }
         }
     }
+
+    @Test("an inference's thread count is its workspace's: 1 and 3 threads give the same maps", arguments: KernelChoice.allCases)
+    func workspaceThreads(_ kernels: KernelChoice) throws {
+        let model = try DepthModel.randomlyInitialised(.mrdepth(MRDepthConfig(widths: [8, 16, 16, 24, 32])), kernels: kernels)
+        let input = Tensor(shape: [1, 3, 64, 96], values: (0..<(3 * 64 * 96)).map { Float(($0 * 7919) % 255) / 128 - 1 })
+        let one = try model.predict(input, workspace: Workspace(threads: 1)).toArray()
+        let three = try model.predict(input, workspace: Workspace(threads: 3)).toArray()
+        #expect(relativeError(three, one) <= 1e-6, "\(kernels)")
+    }
 }

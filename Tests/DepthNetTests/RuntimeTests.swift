@@ -34,13 +34,15 @@ struct RuntimeTests {
         #expect(file.entries["b"]?.shape == [2, 1] && file.metadata == ["k": "v"])
     }
 
-    @Test("Softmax rows (vectorised exp) match a double-precision reference")
-    func softmax() {
+    @Test("Softmax rows (vectorised exp) match a double-precision reference", arguments: KernelChoice.allCases)
+    func softmax(_ kernels: KernelChoice) {
         let rows = 3, columns = 101
         var values = (0..<(rows * columns)).map { Float(sin(Double($0) * 1.7) * 60) }
         let scale: Float = 0.7
         let input = values
-        values.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns, scale: scale) }
+        values.withUnsafeMutableBufferPointer {
+            softmaxRows($0.baseAddress!, rows: rows, columns: columns, scale: scale, kernels: kernels, threads: 2)
+        }
         for r in 0..<rows {
             let row = input[(r * columns)..<((r + 1) * columns)].map { Double($0) * Double(scale) }
             let top = row.max()!

@@ -1,3 +1,4 @@
+import SeededRandom
 import Testing
 @testable import Imaging
 
@@ -59,7 +60,7 @@ struct ImageOperationTests {
         #expect(out.pixels.enumerated().allSatisfy { i, v in v == [90, 140, 200][i % 3] })
         let up = grey.resized(width: 200, height: 130)
         #expect(up.pixels.enumerated().allSatisfy { i, v in v == [90, 140, 200][i % 3] })
-        var rng = SeededBytes(state: 5)
+        var rng = SplitMix64(seed: 5)
         let noise = Image(width: 90, height: 60, layout: .rgb, pixels: rng.bytes(90 * 60 * 3))
         let mean = { (im: Image) in Double(im.pixels.reduce(0) { $0 + Int($1) }) / Double(im.pixels.count) }
         #expect(abs(mean(noise) - mean(noise.resized(width: 30, height: 20))) < 0.6)
@@ -102,7 +103,7 @@ struct ImageOperationTests {
 struct PNGEncodeTests {
     @Test("RGB and RGBA round-trip exactly", arguments: [Image.Layout.rgb, .rgba])
     func roundTrip(layout: Image.Layout) throws {
-        var rng = SeededBytes(state: 42)
+        var rng = SplitMix64(seed: 42)
         let image = Image(width: 31, height: 17, layout: layout, pixels: rng.bytes(31 * 17 * layout.channels))
         let bytes = try PNGEncoder.encode(image)
         #expect(ImageFormat.detect(bytes) == .png)

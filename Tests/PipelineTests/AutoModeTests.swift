@@ -32,7 +32,7 @@ struct AutoModeTests {
     @Test("The shipped weights have a scene head: the room sample is a room, the object samples are not",
           arguments: [("room.jpg", true), ("cube.jpg", false), ("dresser.jpg", false), ("lamp_and_chair.jpg", false)])
     func samples(_ name: String, _ isRoom: Bool) async throws {
-        let url = MeshTool.samples.appendingPathComponent(name)
+        let url = Checkout.samples.appendingPathComponent(name)
         let estimate = try await offCooperativePool {
             let photo = try ImageDecoder.decode(contentsOf: url).image
             return try Engine.shared.estimateDepth(photo, options: PipelineOptions())
@@ -42,19 +42,5 @@ struct AutoModeTests {
         let m = estimate.maps
         let mode = AutoModeRule().choose(mask: m.mask, width: m.width, height: m.height, roomProbability: probability)
         #expect(mode == (isRoom ? .relief : .object), "\(name): \(mode)")
-    }
-
-    @Test("mesh samples/room.jpg in auto mode writes a relief and reports P(room)")
-    func roomPhotoThroughTheCommand() async throws {
-        let dir = try MeshTool.scratch()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let photo = MeshTool.samples.appendingPathComponent("room.jpg").path
-        let result = try await MeshTool.run([photo, "--json", "-o", "room.obj"], in: dir)
-        try #require(result.status == 0, "\(result.stderr)")
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
-        let summary = try #require(object.first?["summary"] as? [String: Any])
-        #expect(summary["mode"] as? String == "relief", "\(summary)")
-        let probability = try #require(summary["roomProbability"] as? Double)
-        #expect(probability >= 0.5)
     }
 }

@@ -51,7 +51,7 @@ struct GivenDepthTests {
         for thickness: Float in [0.2, 0.6] {
             let (photo, mask, depth) = try card(thickness: thickness)
             let result = try await offCooperativePool {
-                let dir = try MeshTool.scratch()
+                let dir = try Checkout.scratch()
                 defer { try? FileManager.default.removeItem(at: dir) }
                 var options = PipelineOptions()
                 options.mode = .object
@@ -68,21 +68,5 @@ struct GivenDepthTests {
             let ratio = bounds.size.z / bounds.size.y, expected = thickness / (cardHeight * (2 + thickness) / 2)
             #expect(abs(ratio / expected - 1) < 0.08, "thickness \(thickness): depth/height \(ratio), expected \(expected)")
         }
-    }
-
-    @Test("mesh --depth: a map of the wrong aspect or not a PFM exits 65; --back-depth alone is a usage error")
-    func command() async throws {
-        let dir = try MeshTool.scratch()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let photo = MeshTool.samples.appendingPathComponent("cube.jpg").path   // 1024×768
-        try Data(PFM.encode(width: 40, height: 40, values: [Float](repeating: 1, count: 1600))).write(to: dir.appendingPathComponent("square.pfm"))
-        try Data("hello".utf8).write(to: dir.appendingPathComponent("text.pfm"))
-        let square = try await MeshTool.run([photo, "--depth", "square.pfm", "-o", "a.obj"], in: dir)
-        #expect(square.status == 65 && square.stderr.contains("aspect"), "\(square.stderr)")
-        let text = try await MeshTool.run([photo, "--depth", "text.pfm", "-o", "b.obj"], in: dir)
-        #expect(text.status == 65 && text.stderr.contains("text.pfm"), "\(text.stderr)")
-        let alone = try await MeshTool.run([photo, "--back-depth", "square.pfm"], in: dir)
-        #expect(alone.status == 64, "\(alone.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.obj").path))
     }
 }

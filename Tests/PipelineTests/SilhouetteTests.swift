@@ -9,7 +9,7 @@ import WorkerTestSupport
 /// The engine with the committed weights, loaded once for these tests.
 enum Engine {
     static let shared: ImageTo3D = {
-        do { return try ImageTo3D(weights: MeshTool.root.appendingPathComponent("Weights")) } catch {
+        do { return try ImageTo3D(weights: Checkout.weights) } catch {
             fatalError("loading the committed weights: \(error)")
         }
     }()
@@ -21,7 +21,7 @@ enum Engine {
 
     static func run(_ image: Image, engine: ImageTo3D, options: PipelineOptions = PipelineOptions(), mask: Image? = nil) async throws -> PipelineResult {
         try await offCooperativePool {
-            let dir = try MeshTool.scratch()
+            let dir = try Checkout.scratch()
             defer { try? FileManager.default.removeItem(at: dir) }
             var options = options
             options.threads = 2
@@ -173,9 +173,9 @@ struct SilhouetteTests {
     @Test("metric weights: the model is in metres; its size does not depend on the field of view, its distance does")
     func metricDepth() async throws {
         // The committed weights, told they are metric (canonical 60° camera at 192 pixels).
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let weights = MeshTool.root.appendingPathComponent("Weights")
+        let weights = Checkout.weights
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: weights.appendingPathComponent("mrdepth.json"))) as! [String: Any]
         config["metric_depth"] = ["canonical_focal_px": 166.2769]
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("mrdepth.json"))
@@ -208,7 +208,7 @@ struct SilhouetteTests {
 
     @Test("a scale head multiplies the metric depth: exp(bias) = 2 with zero weights doubles the model")
     func scaleHead() async throws {
-        let weights = MeshTool.root.appendingPathComponent("Weights")
+        let weights = Checkout.weights
         let stored = try SafeTensorsFile(contentsOf: weights.appendingPathComponent("mrdepth.safetensors"))
         var tensors: [String: (shape: [Int], values: [Float])] = [:]
         for name in stored.names where !name.hasPrefix("scale.") {
@@ -217,7 +217,7 @@ struct SilhouetteTests {
         let w4 = try #require(tensors["enc4.conv2.bn.weight"]).shape[0]
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: weights.appendingPathComponent("mrdepth.json"))) as! [String: Any]
         func engine(scaleHead: Bool) throws -> (ImageTo3D, URL) {
-            let dir = try MeshTool.scratch()
+            let dir = try Checkout.scratch()
             var t = tensors
             config["metric_depth"] = ["canonical_focal_px": 166.2769] as [String: Any]
             if scaleHead {
@@ -245,7 +245,7 @@ struct SilhouetteTests {
         #expect(abs(fov - 53.04) < 0.05)
         let portrait = try #require(ImageTo3D.verticalFieldOfView(focalLength35mm: 26, width: 300, height: 400))
         #expect(portrait > fov)
-        let jpeg = try Data(contentsOf: MeshTool.root.appendingPathComponent("Tests/ImagingTests/Fixtures/jpeg_baseline_444.jpg"))
+        let jpeg = try Data(contentsOf: Checkout.root.appendingPathComponent("Tests/ImagingTests/Fixtures/jpeg_baseline_444.jpg"))
         let tagged = EXIFFixture.jpeg([UInt8](jpeg), focalLength35mm: 26)
         let decoded = try ImageDecoder.decode(tagged)
         #expect(decoded.focalLength35mm == 26)

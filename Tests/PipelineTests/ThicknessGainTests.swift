@@ -2,14 +2,15 @@ import DepthNet
 import Foundation
 import Imaging
 import Testing
+import WorkerTestSupport
 @testable import Pipeline
 
 @Suite("Calibrated thickness (thickness_gain in mrdepth.json)")
 struct ThicknessGainTests {
     /// The committed weights in a scratch folder, their config changed by `edit`.
     func weights(_ edit: (inout [String: Any]) -> Void) throws -> URL {
-        let dir = try MeshTool.scratch()
-        let committed = MeshTool.root.appendingPathComponent("Weights")
+        let dir = try Checkout.scratch()
+        let committed = Checkout.weights
         var config = try JSONSerialization.jsonObject(with: Data(contentsOf: committed.appendingPathComponent("mrdepth.json"))) as! [String: Any]
         edit(&config)
         try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("mrdepth.json"))
@@ -20,7 +21,7 @@ struct ThicknessGainTests {
 
     @Test("the network's thickness is multiplied by the gain; the front and the mask are untouched")
     func gainScalesThickness() throws {
-        let photo = try ImageDecoder.decode(contentsOf: MeshTool.samples.appendingPathComponent("lamp_and_chair.jpg")).image
+        let photo = try ImageDecoder.decode(contentsOf: Checkout.samples.appendingPathComponent("lamp_and_chair.jpg")).image
         let plainDir = try weights { $0.removeValue(forKey: "thickness_gain") }
         let gainDir = try weights { $0["thickness_gain"] = 2.5 }
         defer { for d in [plainDir, gainDir] { try? FileManager.default.removeItem(at: d) } }

@@ -7,7 +7,7 @@
 // speed does not depend on their values. Besides wall clock and resident/malloc figures, each
 // run records achieved GFLOP/s, that as a percentage of the measured cblas_sgemm peak (1024³,
 // same thread count), and the workspace's activation peak in MB. Threads: OpenBLAS's default
-// unless DEPTHNET_THREADS is set.
+// unless DEPTHNET_THREADS is set; kernels: DEPTHNET_KERNELS (blas, avx2; default automatic).
 import Benchmark
 import DepthNet
 import Foundation
@@ -17,8 +17,9 @@ let threads: Int = {
     return BLASThreads.current
 }()
 let sgemmPeak: Double = { _ = threads; return BLASThreads.measureSGEMMPeak() }()
-let mrdepth = try! DepthModel.randomlyInitialised(.mrdepth(MRDepthConfig()))
-let depthAnythingSmall = try! DepthModel.randomlyInitialised(.depthAnything(DepthAnythingConfig()))
+let kernels = KernelChoice(setting: ProcessInfo.processInfo.environment["DEPTHNET_KERNELS"])
+let mrdepth = try! DepthModel.randomlyInitialised(.mrdepth(MRDepthConfig()), kernels: kernels)
+let depthAnythingSmall = try! DepthModel.randomlyInitialised(.depthAnything(DepthAnythingConfig()), kernels: kernels)
 
 let gflopsMetric = BenchmarkMetric.custom("GFLOP/s", polarity: .prefersLarger, useScalingFactor: false)
 let peakShareMetric = BenchmarkMetric.custom("% of sgemm peak", polarity: .prefersLarger, useScalingFactor: false)

@@ -5,7 +5,7 @@
 // Loads the folder with DepthModel.load(directory:), warms up for 0.5 s, runs <iterations> timed
 // inferences of a deterministic size×size input with OpenBLAS set to <threads>, writes the output
 // as raw float32 if asked, and prints one JSON line: median_ms, min_ms, cpu_median_ms, cpu_min_ms
-// (process CPU time), gflops, peak_mb.
+// (process CPU time), gflops, peak_mb. DEPTHNET_KERNELS (blas, avx2; default automatic) picks the kernels.
 import DepthNet
 import Foundation
 
@@ -17,7 +17,8 @@ guard arguments.count >= 5, let size = Int(arguments[2]), let threads = Int(argu
 }
 do {
     BLASThreads.set(threads)
-    let model = try DepthModel.load(directory: URL(fileURLWithPath: arguments[1]))
+    let kernels = KernelChoice(setting: ProcessInfo.processInfo.environment["DEPTHNET_KERNELS"])
+    let model = try DepthModel.load(directory: URL(fileURLWithPath: arguments[1]), kernels: kernels)
     let count = 3 * size * size
     // The same deterministic input as onnx_compare.py's swift_input().
     let input = Tensor(shape: [1, 3, size, size], values: (0..<count).map { Float(($0 * 7919) % 255) / 128 - 1 })

@@ -7,7 +7,7 @@ import Pipeline
 /// `mesh network IMAGE… -o OUT.f32`: the depth network alone, its raw outputs written as float32,
 /// so that another runtime's outputs on the same pixels can be compared number for number
 /// (Training/scripts/compare_heldout.py does that against PyTorch on the held-out set).
-struct NetworkCommand: ParsableCommand {
+struct NetworkCommand: MeshSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "network",
         abstract: "Run the depth network alone and write its raw outputs as float32.",
@@ -43,13 +43,14 @@ struct NetworkCommand: ParsableCommand {
         if let size, size < 1 { throw ValidationError("--size must be positive") }
     }
 
-    func run() throws {
+    func run(engine settings: EngineEnvironment, console: Console) throws {
+        // OpenBLAS has one thread count per process.
         ImageTo3D.setNetworkThreads(threads)
         let model: DepthModel
         do {
-            model = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) }).depthModel
+            model = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) }, environment: settings).depthModel
         } catch {
-            printError("mesh network: \(error)")
+            console.printError("mesh network: \(error)")
             throw ExitCode.failure
         }
         let preferred = model.preferredInputSize
@@ -57,12 +58,12 @@ struct NetworkCommand: ParsableCommand {
         guard side % model.sizeMultiple == 0 else {
             throw ValidationError("--size \(side) is not a multiple of \(model.sizeMultiple)")
         }
-        let workspace = Workspace()
+        let workspace = Workspace(threads: threads)
         var bytes = Data()
         for path in images {
             let decoded: DecodedImage
             do { decoded = try ImageDecoder.decode(contentsOf: URL(fileURLWithPath: path)) } catch {
-                printError("mesh network: \(path): \(error)")
+                console.printError("mesh network: \(path): \(error)")
                 throw ExitCode(65)
             }
             var image = decoded.image
@@ -72,7 +73,7 @@ struct NetworkCommand: ParsableCommand {
             out.withUnsafeBufferPointer { values in
                 for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
             }
-            print("\(path): \(out.shape.map(String.init).joined(separator: "×"))")
+            console.print("\(path): \(out.shape.map(String.init).joined(separator: "×"))")
         }
         try bytes.write(to: URL(fileURLWithPath: output), options: .atomic)
     }

@@ -1,64 +1,40 @@
+import ArgumentParser
 import DepthNet
 import Foundation
 import Imaging
 import MeshIO
 import Meshing
+import Pipeline
 import Testing
 import WorkerTestSupport
-@testable import Pipeline
+@testable import MeshCommands
 
-/// Runs the built `mesh` executable (a dependency of this test target) on the bundled
-/// samples with the committed weights.
+/// Runs `mesh` in this process, as the executable would, with the committed weights: the arguments
+/// are parsed by `MeshCommand` and the subcommand they name runs with a capturing console.
 enum MeshTool {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let samples = root.appendingPathComponent("samples")
-
-    static func executable() throws -> URL {
-        var candidates: [URL] = []
-        if let executable = Bundle.main.executableURL { candidates.append(executable.deletingLastPathComponent()) }
-        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        candidates += [argv0, argv0.deletingLastPathComponent(), argv0.deletingLastPathComponent().deletingLastPathComponent()]
-        for directory in candidates {
-            let url = directory.appendingPathComponent("mesh")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw ToolError(message: "mesh executable not found near \(candidates.map(\.path))")
-    }
-
-    struct ToolError: Error, CustomStringConvertible { var message: String; var description: String { message } }
+    /// The committed weights, and nothing else, on the search path.
+    static let engine = EngineEnvironment(weightSearchPath: [Checkout.weights])
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
-    /// Runs `mesh` with `arguments` in `directory`, waiting on a thread of its own (not one of
-    /// the cooperative pool's, which the broker tests' async code needs).
-    static func run(_ arguments: [String], in directory: URL) async throws -> Output {
-        try await offCooperativePool { try runBlocking(arguments, in: directory) }
+    /// Runs `mesh arguments`, waiting on a thread of its own (not one of the cooperative pool's,
+    /// which the broker tests' async code needs). Relative paths are the caller's to avoid:
+    /// the process's current folder is shared by every test.
+    static func run(_ arguments: [String]) async throws -> Output {
+        try await offCooperativePool { runBlocking(arguments) }
     }
 
-    static func runBlocking(_ arguments: [String], in directory: URL) throws -> Output {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["MYROOM_WEIGHTS"] = root.appendingPathComponent("Weights").path
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read before waiting so a full pipe cannot block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
-    static func scratch() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("mesh-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
+    static func runBlocking(_ arguments: [String]) -> Output {
+        let console = Console(capturing: true)
+        var status: Int32 = 0
+        do {
+            try MeshCommand.run(arguments, engine: engine, console: console)
+        } catch {
+            status = MeshCommand.exitCode(for: error).rawValue
+            // As the executable prints it (usage errors with the usage).
+            if status != 1 && status != 65 { console.printError(MeshCommand.fullMessage(for: error)) }
+        }
+        return Output(status: status, stdout: console.output, stderr: console.errors)
     }
 }
 
@@ -74,11 +50,11 @@ struct CommandSummary: Decodable {
 struct MeshCommandTests {
     @Test("object mode: one closed, consistently wound, coloured mesh; --json matches the files")
     func objectMode() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let photo = MeshTool.samples.appendingPathComponent("cube.jpg").path
-        let result = try await MeshTool.run([photo, "--mode", "object", "--volume", "64", "-o", "out/cube.obj",
-                                       "--format", "glb", "--json"], in: dir)
+        let photo = Checkout.samples.appendingPathComponent("cube.jpg").path
+        let result = try await MeshTool.run([photo, "--mode", "object", "--volume", "64", "-o", dir.appendingPathComponent("out/cube.obj").path,
+                                       "--format", "glb", "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
         let summary = try #require(reports.first?.summary)
@@ -106,10 +82,10 @@ struct MeshCommandTests {
 
     @Test("relief mode with --texture: texture coordinates, MTL and PNG")
     func reliefMode() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let photo = MeshTool.samples.appendingPathComponent("room.jpg").path
-        let result = try await MeshTool.run([photo, "--mode", "relief", "--texture", "-o", "room.obj", "--resolution", "128"], in: dir)
+        let photo = Checkout.samples.appendingPathComponent("room.jpg").path
+        let result = try await MeshTool.run([photo, "--mode", "relief", "--texture", "-o", dir.appendingPathComponent("room.obj").path, "--resolution", "128"])
         try #require(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("room.obj") && result.stdout.contains("relief"))
         let mesh = try OBJReader.read(dir.appendingPathComponent("room.obj"))
@@ -124,7 +100,7 @@ struct MeshCommandTests {
 
     @Test("--depth-out and --mask-out have the photo's upright size; --preview is a PNG")
     func sideOutputs() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         // 64x40 stored, EXIF orientation 6: upright it is 40x64.
         var stored = Image(width: 64, height: 40, filledWith: [90, 120, 150])
@@ -132,8 +108,8 @@ struct MeshCommandTests {
         let oriented = TestFixtures.png(try PNGEncoder.encode(stored), withOrientation: 6)
         try Data(oriented).write(to: dir.appendingPathComponent("rotated.png"))
         let photo = dir.appendingPathComponent("rotated.png").path
-        let result = try await MeshTool.run([photo, "--mode", "relief", "-o", "m.ply", "--depth-out", "d.pfm",
-                                       "--mask-out", "mask.png", "--preview", "p.png", "--quiet"], in: dir)
+        let result = try await MeshTool.run([photo, "--mode", "relief", "-o", dir.appendingPathComponent("m.ply").path, "--depth-out", dir.appendingPathComponent("d.pfm").path,
+                                       "--mask-out", dir.appendingPathComponent("mask.png").path, "--preview", dir.appendingPathComponent("p.png").path, "--quiet"])
         try #require(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.isEmpty)
         let pfm = try #require(PFM.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent("d.pfm")))))
@@ -150,15 +126,15 @@ struct MeshCommandTests {
 
     @Test("a corrupt photo among good ones: exit 65, the good ones are written")
     func corruptAmongGood() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        var truncated = [UInt8](try Data(contentsOf: MeshTool.samples.appendingPathComponent("dresser.jpg")))
+        var truncated = [UInt8](try Data(contentsOf: Checkout.samples.appendingPathComponent("dresser.jpg")))
         truncated.removeLast(truncated.count / 2)
         try Data(truncated).write(to: dir.appendingPathComponent("broken.jpg"))
         try Data("<html><body>404</body></html>".utf8).write(to: dir.appendingPathComponent("page.jpg"))
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
-        let good = MeshTool.root.appendingPathComponent("Tests/WorkerTestSupport/Fixtures/photo_1.png").path
-        let result = try await MeshTool.run(["broken.jpg", good, "page.jpg", "--mode", "relief", "-o", "out", "--json"], in: dir)
+        let good = Checkout.root.appendingPathComponent("Tests/WorkerTestSupport/Fixtures/photo_1.png").path
+        let result = try await MeshTool.run([dir.appendingPathComponent("broken.jpg").path, good, dir.appendingPathComponent("page.jpg").path, "--mode", "relief", "-o", dir.appendingPathComponent("out").path, "--json"])
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains("broken.jpg") && result.stderr.contains("truncated"))
         #expect(result.stderr.contains("page.jpg") && result.stderr.contains("HTML"))
@@ -171,13 +147,13 @@ struct MeshCommandTests {
 
     @Test("1x1, 10000x10 and 4000x40 photos are bad input: exit 65 with their codes, not an internal error")
     func unusablePhotos() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         try Data(PNGEncoder.encode(Image(width: 1, height: 1, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("dot.png"))
         try Data(PNGEncoder.encode(Image(width: 10000, height: 10, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("strip.png"))
         try Data(PNGEncoder.encode(Image(width: 4000, height: 40, filledWith: [128, 128, 128]))).write(to: dir.appendingPathComponent("band.png"))
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("out"), withIntermediateDirectories: true)
-        let result = try await MeshTool.run(["dot.png", "strip.png", "band.png", "-o", "out", "--json"], in: dir)
+        let result = try await MeshTool.run([dir.appendingPathComponent("dot.png").path, dir.appendingPathComponent("strip.png").path, dir.appendingPathComponent("band.png").path, "-o", dir.appendingPathComponent("out").path, "--json"])
         #expect(result.status == 65, "\(result.stderr)")
         let reports = try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8))
         // 10000x10 is refused for its 10-pixel side before its aspect is looked at.
@@ -187,7 +163,7 @@ struct MeshCommandTests {
 
     @Test("--mask and --height: the given silhouette, a model in metres, and the size in --json and the text line")
     func maskAndHeight() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         var photo = Image(width: 120, height: 90, filledWith: [90, 110, 130])
         var mask = Image(width: 120, height: 90, filledWith: [0, 0, 0])
@@ -199,28 +175,28 @@ struct MeshCommandTests {
         }
         try Data(PNGEncoder.encode(photo)).write(to: dir.appendingPathComponent("box.png"))
         try Data(PNGEncoder.encode(mask)).write(to: dir.appendingPathComponent("box_mask.png"))
-        let result = try await MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box.obj", "--json"], in: dir)
+        let result = try await MeshTool.run([dir.appendingPathComponent("box.png").path, "--mask", dir.appendingPathComponent("box_mask.png").path, "--height", "0.8", "--volume", "64", "-o", dir.appendingPathComponent("box.obj").path, "--json"])
         try #require(result.status == 0, "\(result.stderr)")
         let summary = try #require(try JSONDecoder().decode([CommandSummary].self, from: Data(result.stdout.utf8)).first?.summary)
         #expect(summary.maskSource == .file && summary.mode == .object && summary.sizeSource == .givenHeight)
         #expect(abs((summary.size?.height ?? 0) - 0.8) < 1e-4)
         let bounds = try #require(try OBJReader.read(dir.appendingPathComponent("box.obj")).bounds)
         #expect(abs(bounds.size.y - 0.8) < 1e-3 && abs(bounds.min.y) < 1e-3)
-        let text = try await MeshTool.run(["box.png", "--mask", "box_mask.png", "--height", "0.8", "--volume", "64", "-o", "box2.obj"], in: dir)
+        let text = try await MeshTool.run([dir.appendingPathComponent("box.png").path, "--mask", dir.appendingPathComponent("box_mask.png").path, "--height", "0.8", "--volume", "64", "-o", dir.appendingPathComponent("box2.obj").path])
         #expect(text.status == 0 && text.stdout.contains("size: ") && text.stdout.contains("x 0.80 m"), "\(text.stdout)")
         // A mask that is not of the photo's shape is bad input; --mask with several photos is a usage error.
         try Data(PNGEncoder.encode(Image(width: 50, height: 50, filledWith: [255, 255, 255]))).write(to: dir.appendingPathComponent("square.png"))
-        let wrong = try await MeshTool.run(["box.png", "--mask", "square.png", "-o", "box3.obj", "--json"], in: dir)
+        let wrong = try await MeshTool.run([dir.appendingPathComponent("box.png").path, "--mask", dir.appendingPathComponent("square.png").path, "-o", dir.appendingPathComponent("box3.obj").path, "--json"])
         #expect(wrong.status == 65 && wrong.stdout.contains("bad_mask"), "\(wrong.stderr)")
-        #expect(try await MeshTool.run(["box.png", "box.png", "--mask", "box_mask.png"], in: dir).status == 64)
+        #expect(try await MeshTool.run([dir.appendingPathComponent("box.png").path, dir.appendingPathComponent("box.png").path, "--mask", dir.appendingPathComponent("box_mask.png").path]).status == 64)
     }
 
     @Test("mesh network writes the raw outputs the engine's model gives for the same pixels")
     func networkOutputs() async throws {
-        let dir = try MeshTool.scratch()
+        let dir = try Checkout.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let photos = ["cube.jpg", "dresser.jpg"].map { MeshTool.samples.appendingPathComponent($0) }
-        let result = try await MeshTool.run(["network"] + photos.map(\.path) + ["-o", "out.f32", "--size", "64", "--threads", "2"], in: dir)
+        let photos = ["cube.jpg", "dresser.jpg"].map { Checkout.samples.appendingPathComponent($0) }
+        let result = try await MeshTool.run(["network"] + photos.map(\.path) + ["-o", dir.appendingPathComponent("out.f32").path, "--size", "64", "--threads", "2"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("1×3×64×64"))
         let data = try Data(contentsOf: dir.appendingPathComponent("out.f32"))
@@ -230,7 +206,7 @@ struct MeshCommandTests {
             (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
         // The same inference in this process, single-threaded.
-        let engine = try ImageTo3D(weights: MeshTool.root.appendingPathComponent("Weights"))
+        let engine = try ImageTo3D(weights: Checkout.weights)
         let model = engine.depthModel
         for (index, photo) in photos.enumerated() {
             let image = try ImageDecoder.decode(contentsOf: photo).image.resized(width: 64, height: 64)
@@ -244,14 +220,44 @@ struct MeshCommandTests {
             #expect(got[0..<plane].allSatisfy { $0 > 0 } && got[(2 * plane)...].allSatisfy { $0 >= 0 && $0 <= 1 })
             #expect(zip(got[0..<plane], got[plane..<(2 * plane)]).allSatisfy { $0 <= $1 })
         }
-        let bad = try await MeshTool.run(["network", MeshTool.root.appendingPathComponent("README.md").path, "-o", "x.f32"], in: dir)
+        let bad = try await MeshTool.run(["network", Checkout.root.appendingPathComponent("README.md").path, "-o", dir.appendingPathComponent("x.f32").path])
         #expect(bad.status == 65 && bad.stderr.contains("README.md"), "\(bad.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("x.f32").path))
     }
 
+    @Test("mesh samples/room.jpg in auto mode writes a relief and reports P(room)")
+    func roomPhotoThroughTheCommand() async throws {
+        let dir = try Checkout.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = Checkout.samples.appendingPathComponent("room.jpg").path
+        let result = try await MeshTool.run([photo, "--json", "-o", dir.appendingPathComponent("room.obj").path])
+        try #require(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        let summary = try #require(object.first?["summary"] as? [String: Any])
+        #expect(summary["mode"] as? String == "relief", "\(summary)")
+        let probability = try #require(summary["roomProbability"] as? Double)
+        #expect(probability >= 0.5)
+    }
+
+    @Test("mesh --depth: a map of the wrong aspect or not a PFM exits 65; --back-depth alone is a usage error")
+    func command() async throws {
+        let dir = try Checkout.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let photo = Checkout.samples.appendingPathComponent("cube.jpg").path   // 1024×768
+        try Data(PFM.encode(width: 40, height: 40, values: [Float](repeating: 1, count: 1600))).write(to: dir.appendingPathComponent("square.pfm"))
+        try Data("hello".utf8).write(to: dir.appendingPathComponent("text.pfm"))
+        let square = try await MeshTool.run([photo, "--depth", dir.appendingPathComponent("square.pfm").path, "-o", dir.appendingPathComponent("a.obj").path])
+        #expect(square.status == 65 && square.stderr.contains("aspect"), "\(square.stderr)")
+        let text = try await MeshTool.run([photo, "--depth", dir.appendingPathComponent("text.pfm").path, "-o", dir.appendingPathComponent("b.obj").path])
+        #expect(text.status == 65 && text.stderr.contains("text.pfm"), "\(text.stderr)")
+        let alone = try await MeshTool.run([photo, "--back-depth", dir.appendingPathComponent("square.pfm").path])
+        #expect(alone.status == 64, "\(alone.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.obj").path))
+    }
+
     @Test("usage errors exit 64", arguments: [["--threads", "0", "x.jpg"], ["--mode", "sideways", "x.jpg"], []])
     func usage(arguments: [String]) async throws {
-        let result = try await MeshTool.run(arguments, in: try MeshTool.scratch())
+        let result = try await MeshTool.run(arguments)
         #expect(result.status == 64, "\(result.stderr)")
     }
 }

@@ -8,7 +8,7 @@ extension PipelineOptions.Mode: ExpressibleByArgument {}
 extension PipelineOptions.Format: ExpressibleByArgument {}
 
 /// `mesh PHOTO [PHOTO ...]`: the whole engine on each photo.
-struct PhotoCommand: ParsableCommand {
+struct PhotoCommand: MeshSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "photo",
         abstract: "Turn photos into 3D models (the default subcommand: `mesh chair.jpg`).",
@@ -137,38 +137,39 @@ struct PhotoCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run(engine settings: EngineEnvironment, console: Console) throws {
         let options = pipelineOptions()
+        // OpenBLAS has one thread count per process; this command runs one photo at a time.
         ImageTo3D.setNetworkThreads(threads)
         let engine: ImageTo3D
         do {
-            engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) })
+            engine = try ImageTo3D(weights: weights.map { URL(fileURLWithPath: $0) }, environment: settings)
         } catch {
-            printError("mesh: \(error)")
+            console.printError("mesh: \(error)")
             throw ExitCode.failure
         }
         var results: [PhotoReport] = []
         var badInput = false, otherFailure = false
         for (index, path) in photos.enumerated() {
-            if !quiet && !json && photos.count > 1 { print("[\(index + 1)/\(photos.count)] \(path)") }
+            if !quiet && !json && photos.count > 1 { console.print("[\(index + 1)/\(photos.count)] \(path)") }
             do {
                 let report = try process(path, engine: engine, options: options)
                 results.append(report)
-                if !quiet && !json { print(report.line) }
+                if !quiet && !json { console.print(report.line) }
             } catch let error as PipelineError {
                 if error.isBadInput { badInput = true } else { otherFailure = true }
                 results.append(PhotoReport(photo: path, error: error.description, errorCode: error.code))
-                printError("mesh: \(path): \(error)")
+                console.printError("mesh: \(path): \(error)")
             } catch {
                 otherFailure = true
                 results.append(PhotoReport(photo: path, error: "\(error)", errorCode: "io_error"))
-                printError("mesh: \(path): \(error)")
+                console.printError("mesh: \(path): \(error)")
             }
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            console.print(String(decoding: try encoder.encode(results), as: UTF8.self))
         }
         if otherFailure { throw ExitCode.failure }
         if badInput { throw ExitCode(65) }
@@ -291,10 +292,6 @@ struct PhotoCommand: ParsableCommand {
 func isDirectory(_ path: String) -> Bool {
     var dir: ObjCBool = false
     return FileManager.default.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
-}
-
-func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
 /// One photo's outcome, as printed and as `--json` writes it.

@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import MeshIO
 import Meshing
+import Pipeline
 
 /// `mesh volume RAW --dims X,Y,Z [--level L] [--threads N] -o OUT`: marching cubes on a
 /// raw little-endian float32 volume (x fastest), so anyone can mesh exactly the same bytes.
-struct VolumeCommand: ParsableCommand {
+struct VolumeCommand: MeshSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "volume",
         abstract: "Mesh a raw little-endian float32 volume (x fastest) with marching cubes.",
@@ -45,7 +46,7 @@ struct VolumeCommand: ParsableCommand {
         return (parts[0], parts[1], parts[2])
     }
 
-    func run() throws {
+    func run(engine _: EngineEnvironment, console: Console) throws {
         let (nx, ny, nz) = parsedDims!
         guard let data = FileManager.default.contents(atPath: raw) else {
             throw ValidationError("cannot read \(raw)")
@@ -73,7 +74,7 @@ struct VolumeCommand: ParsableCommand {
                 bestCPU = min(bestCPU, (processCPUSeconds() - cpuStart) * 1e3)
             }
         }
-        print("triangles \(mesh.triangleCount) vertices \(mesh.vertexCount) ms \(String(format: "%.2f", best))"
+        console.print("triangles \(mesh.triangleCount) vertices \(mesh.vertexCount) ms \(String(format: "%.2f", best))"
               + " cpu_ms \(String(format: "%.2f", bestCPU)) threads \(threads)")
         if let output {
             let url = URL(fileURLWithPath: output)
