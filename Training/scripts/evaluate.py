@@ -29,7 +29,7 @@ def load_model(weights, config=None):
     with open(config) as f:
         cfg = json.load(f)
     model = MRDepthUNet(cfg["widths"], scene_head="scene_head" in cfg,
-                        scale_head=bool((cfg.get("metric_depth") or {}).get("scale_head")))
+                        scale_head="scale_head" in (cfg.get("metric_depth") or {}))
     sd = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
@@ -153,7 +153,7 @@ def metric_factor(cfg, infer_h, fov_degrees):
 def head_scales(model, cfg, rgb_uint8, infer_size):
     """Per image exp(scale head) for weights with a scale head (`metric_depth.scale_head`), else ones:
     the factor from the network's relative front depth to canonical-camera depth."""
-    if not (cfg.get("metric_depth") or {}).get("scale_head"):
+    if "scale_head" not in (cfg.get("metric_depth") or {}):
         return np.ones(len(rgb_uint8))
     x, _ = scale_inputs(model, rgb_uint8, tuple(infer_size))
     with torch.no_grad():

@@ -114,7 +114,7 @@ def main():
     ap.add_argument("--train", nargs="+", required=True)
     ap.add_argument("--val", nargs="+", required=True)
     ap.add_argument("--eval", nargs="*", default=[])
-    ap.add_argument("--l2", type=float, nargs="+", default=[1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0])
+    ap.add_argument("--l2", type=float, nargs="+", default=[1e-2, 1e-1, 3e-1, 1.0, 3.0, 10.0, 30.0])
     ap.add_argument("--cache", default="Training/runs/scale_features", help="feature cache folder")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--write", action="store_true", help="add the head to the weights folder")
@@ -123,7 +123,7 @@ def main():
     torch.set_num_threads(a.threads)
     os.makedirs(a.cache, exist_ok=True)
     model, cfg = load_model(a.weights)
-    if cfg.get("metric_depth") and not cfg["metric_depth"].get("scale_head"):
+    if cfg.get("metric_depth") and "scale_head" not in cfg["metric_depth"]:
         sys.exit("these weights were trained on canonical metric depth (train.py --metric); the scale head is for "
                  "relative weights")
     # features depend on the weights (the heads' own tensors aside)
